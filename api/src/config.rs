@@ -1,0 +1,108 @@
+//! The one typed configuration: every setting is a flag and an environment variable
+//! (a `.env` file is read first when present), parsed and checked once at start.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Quill: a GraphQL API for users, their profiles and their posts.
+#[derive(Debug, Parser)]
+#[command(name = "api", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve GraphQL over HTTP (the default).
+    Serve,
+    /// Print the GraphQL schema (SDL) to stdout: `api export-schema > schema.graphql`.
+    ExportSchema,
+    /// Fill the database with sample users, profiles and posts; running it again adds
+    /// only what is missing.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// How many sample users should exist.
+    #[arg(long, default_value_t = 100)]
+    pub users: u32,
+    /// How many posts each sample user should have.
+    #[arg(long, default_value_t = 10)]
+    pub posts_per_user: u32,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port (tests do this).
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000", global = true)]
+    pub bind: SocketAddr,
+
+    /// Database to use: `sqlite://file.db?mode=rwc` (embedded) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://quill.db?mode=rwc",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Upper bound of the connection pool: requests beyond it wait for a free connection.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub db_max_connections: u32,
+
+    /// Seconds an idle pooled connection is kept before it is closed.
+    #[arg(long, env = "DB_IDLE_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub db_idle_timeout_secs: u64,
+
+    /// Seconds to wait for a connection (new or from the pool) before failing.
+    #[arg(long, env = "DB_CONNECT_TIMEOUT_SECS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub db_connect_timeout_secs: u64,
+
+    /// Redis for the shared user cache. Unset: an in-process cache (one instance only).
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// How long a cached user lives, in seconds.
+    #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub cache_ttl_secs: u64,
+
+    /// Log format: human-readable lines or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// The settings as the environment and the defaults give them, ignoring the command
+    /// line: what a test or an embedding program starts from.
+    pub fn from_env() -> Self {
+        Cli::parse_from(["api"]).config
+    }
+
+    pub fn db_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_idle_timeout_secs)
+    }
+
+    pub fn db_connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_connect_timeout_secs)
+    }
+
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_secs)
+    }
+}

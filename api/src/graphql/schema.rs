@@ -1,0 +1,45 @@
+//! Builds the executable schema and names what every resolver can reach.
+
+use async_graphql::{Context, EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+
+use super::{codes::ErrorCodes, loader::Loaders, mutation::MutationRoot, query::QueryRoot};
+
+pub type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// What the resolvers share for the life of the server.
+#[derive(Clone)]
+pub struct Services {
+    /// The connection pool; cheap to clone.
+    pub db: DatabaseConnection,
+}
+
+/// Deep enough for GraphiQL's introspection query (about 13 levels) with room to spare;
+/// anything deeper is an attack, not a client.
+const MAX_DEPTH: usize = 20;
+
+/// The schema with its services attached, ready to execute requests.
+pub fn build_schema(services: Services) -> QuillSchema {
+    schema_builder().data(services).finish()
+}
+
+/// The SDL of the schema, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}
+
+fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .extension(ErrorCodes)
+        .limit_depth(MAX_DEPTH)
+}
+
+/// The shared services; every schema that executes requests is built with them.
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+/// This request's loaders; the HTTP layer attaches a fresh set to every request.
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
+    ctx.data_unchecked::<std::sync::Arc<Loaders>>()
+}

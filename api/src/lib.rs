@@ -1,0 +1,24 @@
+//! Quill: a GraphQL API server for users, their profiles and their posts.
+
+/// The typed settings of every command.
+pub mod config;
+/// The connection pool and migrations at start.
+pub mod db;
+/// The error type and the GraphQL code of each variant.
+pub mod error;
+/// Schema, roots, object types and DataLoaders.
+pub mod graphql;
+/// Routes, GraphiQL, probes, metrics and layers.
+pub mod http;
+/// Keyset page requests and opaque cursors.
+pub mod pagination;
+/// The SQL, one module per aggregate.
+pub mod repo;
+/// `api seed`: batched sample data.
+pub mod seed;
+/// Building, serving and draining the application.
+pub mod startup;
+/// Logs and Prometheus metrics.
+pub mod telemetry;
+/// Checks on client input.
+pub mod validate;

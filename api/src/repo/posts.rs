@@ -1,0 +1,213 @@
+//! Posts: lookups, keyset pages (one author's, everyone's, or many authors' at once with a
+//! window function), counts, and the writes.
+
+use std::collections::HashMap;
+
+use entity::post;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait as _, ConnectionTrait, EntityTrait as _, Iterable as _, Order, PaginatorTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, SqlErr,
+    sea_query::{Alias, Asterisk, Expr, ExprTrait as _, Query},
+};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    pagination::{Direction, Page, PostKey},
+};
+
+/// A post to create, already validated.
+#[derive(Debug, Clone)]
+pub struct NewPost {
+    pub author_id: Uuid,
+    pub title: String,
+    pub content: Option<String>,
+}
+
+/// A partial update, already validated: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PostChanges {
+    pub title: Option<String>,
+    /// `Some(None)` clears the content.
+    pub content: Option<Option<String>>,
+}
+
+pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<Vec<post::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(post::Entity::find()
+        .filter(post::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// Up to `page.limit + 1` posts in query order, of one author or of everyone.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    page: &Page<PostKey>,
+    author: Option<Uuid>,
+) -> ApiResult<Vec<post::Model>> {
+    let order = query_order(page.direction);
+    let mut query = post::Entity::find()
+        .order_by(post::Column::CreatedAt, order.clone())
+        .order_by(post::Column::Id, order)
+        .limit(page.limit + 1);
+    if let Some(author) = author {
+        query = query.filter(post::Column::AuthorId.eq(author));
+    }
+    if let Some(cursor) = page.cursor {
+        query = query.filter(beyond(cursor, page.direction));
+    }
+    Ok(query.all(db).await?)
+}
+
+/// The same page of posts for many authors in one statement: each author's rows are
+/// ranked by a window function and the first `limit + 1` of each kept. Returns each
+/// author's rows in query order; authors without posts are absent.
+pub async fn page_per_author(
+    db: &impl ConnectionTrait,
+    authors: &[Uuid],
+    page: &Page<PostKey>,
+) -> ApiResult<HashMap<Uuid, Vec<post::Model>>> {
+    if authors.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let direction = match page.direction {
+        Direction::Forward => "DESC",
+        Direction::Backward => "ASC",
+    };
+    let mut ranked = Query::select();
+    ranked
+        .columns(post::Column::iter())
+        .expr_as(
+            Expr::cust(format!(
+                "ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY created_at {direction}, id {direction})"
+            )),
+            Alias::new("rank"),
+        )
+        .from(post::Entity)
+        .and_where(post::Column::AuthorId.is_in(authors.iter().copied()));
+    if let Some(cursor) = page.cursor {
+        ranked.and_where(beyond(cursor, page.direction));
+    }
+    let statement = Query::select()
+        .column(Asterisk)
+        .from_subquery(ranked, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rank")).lte(page.limit as i64 + 1))
+        .order_by(Alias::new("rank"), Order::Asc)
+        .to_owned();
+    let rows = post::Entity::find()
+        .from_raw_sql(db.get_database_backend().build(&statement))
+        .all(db)
+        .await?;
+    let mut by_author: HashMap<Uuid, Vec<post::Model>> = HashMap::with_capacity(authors.len());
+    for row in rows {
+        by_author.entry(row.author_id).or_default().push(row);
+    }
+    Ok(by_author)
+}
+
+pub async fn count(db: &impl ConnectionTrait, author: Option<Uuid>) -> ApiResult<u64> {
+    let mut query = post::Entity::find();
+    if let Some(author) = author {
+        query = query.filter(post::Column::AuthorId.eq(author));
+    }
+    Ok(query.count(db).await?)
+}
+
+/// How many posts each of these authors has; authors without posts are absent.
+pub async fn count_per_author(db: &impl ConnectionTrait, authors: &[Uuid]) -> ApiResult<HashMap<Uuid, u64>> {
+    if authors.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64)> = post::Entity::find()
+        .select_only()
+        .column(post::Column::AuthorId)
+        .column_as(post::Column::Id.count(), "count")
+        .filter(post::Column::AuthorId.is_in(authors.iter().copied()))
+        .group_by(post::Column::AuthorId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(author, n)| (author, u64::try_from(n).unwrap_or(0))).collect())
+}
+
+/// Creates a post; `NOT_FOUND` when the author does not exist.
+pub async fn create(db: &impl ConnectionTrait, new: NewPost) -> ApiResult<post::Model> {
+    let now = super::now();
+    let author_id = new.author_id;
+    post::Entity::insert(post::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        title: Set(new.title),
+        content: Set(new.content),
+        author_id: Set(new.author_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_with_returning(db)
+    .await
+    .map_err(|error| match error.sql_err() {
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => super::users::no_user(author_id),
+        _ => ApiError::from(error),
+    })
+}
+
+/// Applies a partial update; `NOT_FOUND` when there is no such post.
+pub async fn update(db: &impl ConnectionTrait, id: Uuid, changes: PostChanges) -> ApiResult<post::Model> {
+    let updated = post::Entity::update_many()
+        .set(post::ActiveModel {
+            id: NotSet,
+            title: changes.title.map_or(NotSet, Set),
+            content: changes.content.map_or(NotSet, Set),
+            author_id: NotSet,
+            created_at: NotSet,
+            updated_at: Set(super::now()),
+        })
+        .filter(post::Column::Id.eq(id))
+        .exec_with_returning(db)
+        .await?;
+    updated.into_iter().next().ok_or_else(|| no_post(id))
+}
+
+/// Deletes a post; `NOT_FOUND` when absent.
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<()> {
+    let result = post::Entity::delete_by_id(id).exec(db).await?;
+    if result.rows_affected == 0 {
+        return Err(no_post(id));
+    }
+    Ok(())
+}
+
+/// Inserts posts in one statement (for the seed).
+pub async fn insert_many(db: &impl ConnectionTrait, posts: Vec<post::ActiveModel>) -> ApiResult<()> {
+    if posts.is_empty() {
+        return Ok(());
+    }
+    post::Entity::insert_many(posts).exec_without_returning(db).await?;
+    Ok(())
+}
+
+fn no_post(id: Uuid) -> ApiError {
+    ApiError::not_found(format!("no post with id {id}"))
+}
+
+/// Posts are listed newest first; a backward page reads the other way and is reversed.
+fn query_order(direction: Direction) -> Order {
+    match direction {
+        Direction::Forward => Order::Desc,
+        Direction::Backward => Order::Asc,
+    }
+}
+
+/// Rows strictly past the cursor in the direction of reading: a row-value comparison
+/// that both PostgreSQL and SQLite answer from the `(…, created_at, id)` indexes.
+fn beyond(cursor: PostKey, direction: Direction) -> Expr {
+    let key = Expr::tuple([Expr::col(post::Column::CreatedAt), Expr::col(post::Column::Id)]);
+    let at = Expr::tuple([Expr::val(cursor.created_at), Expr::val(cursor.id)]);
+    match direction {
+        Direction::Forward => key.lt(at),
+        Direction::Backward => key.gt(at),
+    }
+}

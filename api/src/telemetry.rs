@@ -1,0 +1,75 @@
+//! Logs and metrics: the tracing subscriber, the Prometheus recorder and the counters
+//! the rest of the code records into.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::LogFormat;
+
+pub const DB_QUERIES_TOTAL: &str = "db_queries_total";
+pub const DB_QUERY_ERRORS_TOTAL: &str = "db_query_errors_total";
+pub const DB_QUERY_DURATION: &str = "db_query_duration_seconds";
+pub const GRAPHQL_REQUESTS_TOTAL: &str = "graphql_requests_total";
+pub const GRAPHQL_ERRORS_TOTAL: &str = "graphql_errors_total";
+pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+pub const CACHE_HITS_TOTAL: &str = "cache_hits_total";
+pub const CACHE_MISSES_TOTAL: &str = "cache_misses_total";
+pub const CACHE_ERRORS_TOTAL: &str = "cache_errors_total";
+
+/// Installs the log subscriber once per process; later calls are no-ops.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm_migration=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Text => registry.with(fmt::layer()).try_init(),
+        LogFormat::Json => registry.with(fmt::layer().json()).try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use. Metrics are global in
+/// the `metrics` facade, so every application in one process shares them.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    5.0, 10.0,
+                ])
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may exist when Quill is embedded; ours then stays local and
+            // `/metrics` shows only what the handle sees.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(DB_QUERIES_TOTAL, "SQL statements executed");
+    metrics::describe_counter!(DB_QUERY_ERRORS_TOTAL, "SQL statements that failed");
+    metrics::describe_histogram!(DB_QUERY_DURATION, "SQL statement duration");
+    metrics::describe_counter!(GRAPHQL_REQUESTS_TOTAL, "GraphQL operations executed");
+    metrics::describe_counter!(GRAPHQL_ERRORS_TOTAL, "GraphQL errors returned, by code");
+    metrics::describe_histogram!(HTTP_REQUEST_DURATION, "HTTP request duration");
+    metrics::describe_counter!(CACHE_HITS_TOTAL, "user cache hits");
+    metrics::describe_counter!(CACHE_MISSES_TOTAL, "user cache misses");
+    metrics::describe_counter!(CACHE_ERRORS_TOTAL, "user cache calls that failed or timed out");
+}
+
+/// The database connection's metric callback: one count per SQL statement.
+pub fn record_sql_statement(info: &sea_orm::metric::Info<'_>) {
+    metrics::counter!(DB_QUERIES_TOTAL).increment(1);
+    metrics::histogram!(DB_QUERY_DURATION).record(info.elapsed.as_secs_f64());
+    if info.failed {
+        metrics::counter!(DB_QUERY_ERRORS_TOTAL).increment(1);
+    }
+    tracing::trace!(elapsed = ?info.elapsed, failed = info.failed, sql = %info.statement.sql, "sql");
+}
