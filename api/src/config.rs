@@ -45,12 +45,7 @@ pub struct Config {
     pub bind: SocketAddr,
 
     /// Database to use: `sqlite://file.db?mode=rwc` (embedded) or `postgres://…`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://quill.db?mode=rwc",
-        global = true
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://quill.db?mode=rwc", global = true)]
     pub database_url: String,
 
     /// Upper bound of the connection pool: requests beyond it wait for a free connection.

@@ -2,17 +2,15 @@
 //! statement is counted, and migrated at start.
 
 use anyhow::Context as _;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, sqlx::sqlite::SqliteJournalMode};
 use migration::MigratorTrait as _;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, sqlx::sqlite::SqliteJournalMode};
 
 use crate::{config::Config, telemetry};
 
 /// Opens the pool described by `config` and applies pending migrations.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let db = connect(config).await?;
-    migration::Migrator::up(&db, None)
-        .await
-        .context("applying database migrations")?;
+    migration::Migrator::up(&db, None).await.context("applying database migrations")?;
     Ok(db)
 }
 
@@ -62,10 +60,7 @@ mod tests {
 
     #[test]
     fn redact_hides_the_password_and_keeps_the_rest() {
-        assert_eq!(
-            redact("postgres://quill:secret@db:5432/quill"),
-            "postgres://quill:***@db:5432/quill"
-        );
+        assert_eq!(redact("postgres://quill:secret@db:5432/quill"), "postgres://quill:***@db:5432/quill");
         assert_eq!(redact("sqlite://quill.db?mode=rwc"), "sqlite://quill.db?mode=rwc");
         assert_eq!(redact("postgres://quill@db/quill"), "postgres://quill@db/quill");
     }

@@ -33,7 +33,10 @@ use tower_http::{
 };
 
 use crate::{
-    graphql::{QuillSchema, Services, loader::Loaders},
+    graphql::{
+        QuillSchema, Services,
+        loader::{BatchQueue, Loaders},
+    },
     telemetry,
 };
 
@@ -79,7 +82,10 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             "send the GraphQL request as JSON with `Content-Type: application/json`",
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let batch = match serde_json::from_slice::<BatchRequest>(&body) {
+        Ok(batch) if batch.iter().any(|r| r.query.trim().is_empty()) => {
+            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "the request has no `query`");
+        }
         Ok(batch) => batch,
         Err(error) => {
             return error_response(
@@ -92,7 +98,11 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     execute(&state, batch).await
 }
 
-async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
     if query.is_empty() && accepts_html(&headers) {
         return Html(GraphiQLSource::build().endpoint("/graphql").title("Quill").finish()).into_response();
@@ -120,8 +130,9 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
 }
 
 async fn execute(state: &AppState, batch: BatchRequest) -> Response {
-    let batch = batch.data(Arc::new(Loaders::new(&state.services.db)));
-    let response = state.schema.execute_batch(batch).await;
+    let queue = BatchQueue::default();
+    let batch = batch.data(Arc::new(Loaders::new(&state.services.db, &queue)));
+    let response = queue.run(state.schema.execute_batch(batch)).await;
     record_graphql(&response);
     async_graphql_axum::GraphQLResponse::from(response).into_response()
 }
@@ -168,27 +179,25 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)))
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        })
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
 /// A response in the GraphQL shape for a request that could not be executed at all.
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     metrics::counter!(telemetry::GRAPHQL_ERRORS_TOTAL, "code" => code.to_owned()).increment(1);
-    (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))).into_response()
+    (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })))
+        .into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let database_up = matches!(
-        tokio::time::timeout(READY_TIMEOUT, state.services.db.ping()).await,
-        Ok(Ok(()))
-    );
+    let database_up =
+        matches!(tokio::time::timeout(READY_TIMEOUT, state.services.db.ping()).await, Ok(Ok(())));
     let draining = state.draining.load(Ordering::Relaxed);
     let ready = database_up && !draining;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -200,10 +209,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 /// Records the request-duration histogram, labelled by route, method and status.

@@ -170,7 +170,10 @@ mod tests {
     fn cursors_round_trip() {
         let user = Uuid::now_v7();
         assert_eq!(UserKey::decode(&user.encode()).unwrap(), user);
-        let post = PostKey { created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(), id: Uuid::now_v7() };
+        let post = PostKey {
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: Uuid::now_v7(),
+        };
         assert_eq!(PostKey::decode(&post.encode()).unwrap(), post);
     }
 

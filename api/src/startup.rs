@@ -31,9 +31,8 @@ impl Application {
     /// Connects to the database, migrates it, and binds the listener (port 0 picks one).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let db = db::connect_and_migrate(config).await?;
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("binding {}", config.bind))?;
+        let listener =
+            TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
         let services = Services { db: db.clone() };
         let draining = Arc::new(AtomicBool::new(false));
         let state = AppState {
@@ -60,7 +59,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish, and closes the pool.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let draining = self.draining.clone();
         let signal = async move {
             shutdown.await;

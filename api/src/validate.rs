@@ -17,9 +17,7 @@ pub fn email(raw: &str) -> ApiResult<String> {
         return Err(ApiError::bad_input("`email` must not be empty"));
     }
     if email.chars().count() > MAX_EMAIL_LEN {
-        return Err(ApiError::bad_input(format!(
-            "`email` must be at most {MAX_EMAIL_LEN} characters"
-        )));
+        return Err(ApiError::bad_input(format!("`email` must be at most {MAX_EMAIL_LEN} characters")));
     }
     let parsed: email_address::EmailAddress = email
         .parse()
@@ -28,10 +26,7 @@ pub fn email(raw: &str) -> ApiResult<String> {
     // literals); require a dotted domain, as users expect.
     let domain = parsed.domain();
     if !domain.contains('.') || domain.starts_with('[') || parsed.local_part().starts_with('"') {
-        return Err(ApiError::bad_input(format!(
-            "`email` is not a valid address: {}",
-            shown(raw)
-        )));
+        return Err(ApiError::bad_input(format!("`email` is not a valid address: {}", shown(raw))));
     }
     Ok(email)
 }
@@ -102,7 +97,9 @@ mod tests {
 
     #[test]
     fn implausible_emails_are_rejected() {
-        for bad in ["", "   ", "ada", "ada@", "@example.com", "ada@localhost", "a b@example.com", "ada@@example.com"] {
+        for bad in
+            ["", "   ", "ada", "ada@", "@example.com", "ada@localhost", "a b@example.com", "ada@@example.com"]
+        {
             assert!(email(bad).is_err(), "{bad:?} was accepted");
         }
         let long = format!("{}@example.com", "a".repeat(250));

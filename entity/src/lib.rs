@@ -10,8 +10,6 @@ pub mod user;
 /// `use entity::prelude::*` brings every entity in under a distinct name.
 pub mod prelude {
     pub use crate::post::{ActiveModel as PostActiveModel, Entity as Post, Model as PostModel};
-    pub use crate::profile::{
-        ActiveModel as ProfileActiveModel, Entity as Profile, Model as ProfileModel,
-    };
+    pub use crate::profile::{ActiveModel as ProfileActiveModel, Entity as Profile, Model as ProfileModel};
     pub use crate::user::{ActiveModel as UserActiveModel, Entity as User, Model as UserModel};
 }

@@ -76,7 +76,10 @@ impl MigrationTrait for Migration {
                     .table(Profiles::Table)
                     .if_not_exists()
                     .col(uuid(Profiles::UserId).primary_key())
-                    .col(text_null(Profiles::Bio))
+                    .col(
+                        // Same bound as the API's validation: the backstop for any writer.
+                        text_null(Profiles::Bio).check(Expr::cust("length(bio) <= 2000")),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_profiles_user")
@@ -90,15 +93,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Profiles::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Posts::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Users::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(Profiles::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Posts::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await
     }
 }
 

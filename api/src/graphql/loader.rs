@@ -1,11 +1,28 @@
 //! DataLoaders: every relation a query walks is fetched in batches, one SQL statement per
 //! batch, so the number of statements grows with a query's depth, not its breadth.
 //! A fresh set is made for each request, so nothing is shared between requests.
+//!
+//! Batches are dispatched the way JavaScript's DataLoader does it, after the current
+//! "tick": they run inside the request's own task ([`BatchQueue::run`]), polled only once
+//! the resolvers have registered every key they can, so how a batch is cut never depends
+//! on timing. (async-graphql's default, a task spawned on a 1 ms timer, splits a batch
+//! whenever resolving its siblings takes longer than that, as on a busy machine.)
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    future::{Future, poll_fn},
+    pin::pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{post, profile, user};
+use futures::{StreamExt as _, future::BoxFuture, stream::FuturesUnordered, task::ArcWake};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -25,19 +42,74 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection) -> Self {
+    /// Loaders whose batches run on `queue`.
+    pub fn new(db: &DatabaseConnection, queue: &BatchQueue) -> Self {
         Self {
-            users: loader(UserLoader { db: db.clone() }),
-            posts: loader(PostLoader { db: db.clone() }),
-            profiles: loader(ProfileLoader { db: db.clone() }),
-            author_posts: loader(AuthorPostsLoader { db: db.clone() }),
-            author_post_counts: loader(AuthorPostCountLoader { db: db.clone() }),
+            users: queue.loader(UserLoader { db: db.clone() }),
+            posts: queue.loader(PostLoader { db: db.clone() }),
+            profiles: queue.loader(ProfileLoader { db: db.clone() }),
+            author_posts: queue.loader(AuthorPostsLoader { db: db.clone() }),
+            author_post_counts: queue.loader(AuthorPostCountLoader { db: db.clone() }),
         }
     }
 }
 
-fn loader<T>(inner: T) -> DataLoader<T> {
-    DataLoader::new(inner, tokio::spawn)
+/// The batches a request's loaders have started and that its task has yet to run.
+#[derive(Clone, Default)]
+pub struct BatchQueue(Arc<Mutex<Vec<BoxFuture<'static, ()>>>>);
+
+impl BatchQueue {
+    fn loader<T>(&self, inner: T) -> DataLoader<T> {
+        let queue = self.clone();
+        // No delay: the batch is not polled before the resolvers have all had their turn.
+        DataLoader::new(inner, move |batch| queue.push(batch)).delay(Duration::ZERO)
+    }
+
+    fn push(&self, batch: BoxFuture<'static, ()>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(batch);
+    }
+
+    fn take(&self) -> Vec<BoxFuture<'static, ()>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs `request` to completion, driving the batches its loaders start. Batches are
+    /// polled only when the request is stalled (polled without waking itself again), so
+    /// every resolver that could run has registered its keys before a batch takes them.
+    /// A finished batch wakes the request, and the cycle repeats.
+    pub async fn run<F: Future>(&self, request: F) -> F::Output {
+        let mut request = pin!(request);
+        let mut running = FuturesUnordered::new();
+        poll_fn(|cx| {
+            let progress = Arc::new(WakeFlag { woken: AtomicBool::new(false), task: cx.waker().clone() });
+            let waker = futures::task::waker(progress.clone());
+            if let Poll::Ready(output) = request.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return Poll::Ready(output);
+            }
+            if progress.woken.load(Ordering::Acquire) {
+                // The request yielded with work left (async-graphql yields every so many
+                // fields); it has been rescheduled and will register more keys.
+                return Poll::Pending;
+            }
+            running.extend(self.take());
+            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// A waker that remembers it was used, then wakes the task.
+struct WakeFlag {
+    woken: AtomicBool,
+    task: Waker,
+}
+
+impl ArcWake for WakeFlag {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.woken.store(true, Ordering::Release);
+        arc_self.task.wake_by_ref();
+    }
 }
 
 /// Users by id.
@@ -118,8 +190,9 @@ impl Loader<AuthorPage> for AuthorPostsLoader {
         for (page, authors) in authors_by_page {
             let mut rows = repo::posts::page_per_author(&self.db, &authors, page).await?;
             for author in authors {
-                let (posts, more) = finish_page(page.direction, page.limit, rows.remove(&author).unwrap_or_default());
-                pages.insert(AuthorPage { author, page: page.clone() }, PostPage { posts, more });
+                let (posts, more) =
+                    finish_page(page.direction, page.limit, rows.remove(&author).unwrap_or_default());
+                pages.insert(AuthorPage { author, page: *page }, PostPage { posts, more });
             }
         }
         Ok(pages)

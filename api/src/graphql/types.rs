@@ -92,7 +92,9 @@ impl Post {
             .await?
             .map(User::from)
             // The foreign key cascades deletes, so only a delete racing this read gets here.
-            .ok_or_else(|| ApiError::not_found(format!("the author of post {} no longer exists", self.id)).into())
+            .ok_or_else(|| {
+                ApiError::not_found(format!("the author of post {} no longer exists", self.id)).into()
+            })
     }
 }
 
@@ -150,7 +152,9 @@ impl Total {
         match self {
             Total::Users => repo::users::count(db).await,
             Total::Posts(author) => repo::posts::count(db, author).await,
-            Total::PostsOf(author) => Ok(loaders(ctx).author_post_counts.load_one(author).await?.unwrap_or(0)),
+            Total::PostsOf(author) => {
+                Ok(loaders(ctx).author_post_counts.load_one(author).await?.unwrap_or(0))
+            }
         }
     }
 }
@@ -263,7 +267,9 @@ impl UpdateUserInput {
             bio: match self.profile {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => {
-                    return Err(ApiError::bad_input("`profile` cannot be null: set `profile: { bio: null }` to clear the bio"));
+                    return Err(ApiError::bad_input(
+                        "`profile` cannot be null: set `profile: { bio: null }` to clear the bio",
+                    ));
                 }
                 MaybeUndefined::Value(profile) => Some(validate::bio(profile.bio)?),
             },

@@ -37,10 +37,7 @@ pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(post::Entity::find()
-        .filter(post::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(post::Entity::find().filter(post::Column::Id.is_in(ids.iter().copied())).all(db).await?)
 }
 
 /// Up to `page.limit + 1` posts in query order, of one author or of everyone.
@@ -98,10 +95,7 @@ pub async fn page_per_author(
         .and_where(Expr::col(Alias::new("rank")).lte(page.limit as i64 + 1))
         .order_by(Alias::new("rank"), Order::Asc)
         .to_owned();
-    let rows = post::Entity::find()
-        .from_raw_sql(db.get_database_backend().build(&statement))
-        .all(db)
-        .await?;
+    let rows = post::Entity::find().from_raw_sql(db.get_database_backend().build(&statement)).all(db).await?;
     let mut by_author: HashMap<Uuid, Vec<post::Model>> = HashMap::with_capacity(authors.len());
     for row in rows {
         by_author.entry(row.author_id).or_default().push(row);

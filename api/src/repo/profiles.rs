@@ -7,7 +7,10 @@ use uuid::Uuid;
 use crate::error::ApiResult;
 
 /// The profiles of these users; users without one are absent.
-pub async fn find_by_user_ids(db: &impl ConnectionTrait, user_ids: &[Uuid]) -> ApiResult<Vec<profile::Model>> {
+pub async fn find_by_user_ids(
+    db: &impl ConnectionTrait,
+    user_ids: &[Uuid],
+) -> ApiResult<Vec<profile::Model>> {
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -26,11 +29,7 @@ pub async fn insert_many_ignoring_existing(
         return Ok(());
     }
     profile::Entity::insert_many(profiles)
-        .on_conflict(
-            sea_orm::sea_query::OnConflict::column(profile::Column::UserId)
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(sea_orm::sea_query::OnConflict::column(profile::Column::UserId).do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
     Ok(())

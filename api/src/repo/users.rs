@@ -4,8 +4,9 @@
 use entity::{post, profile, user};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, EntityTrait, ModelTrait as _, PaginatorTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _, TransactionSession as _, TransactionTrait, sea_query::OnConflict,
+    ConnectionTrait, EntityTrait, ModelTrait as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, TransactionSession as _, TransactionTrait,
+    sea_query::OnConflict,
 };
 use sea_orm::{ColumnTrait as _, Order};
 use uuid::Uuid;
@@ -48,18 +49,12 @@ pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(user::Entity::find()
-        .filter(user::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())).all(db).await?)
 }
 
 /// Looks a user up by an email already normalised with [`crate::validate::email`].
 pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> ApiResult<Option<user::Model>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Email.eq(email))
-        .one(db)
-        .await?)
+    Ok(user::Entity::find().filter(user::Column::Email.eq(email)).one(db).await?)
 }
 
 /// A user with all of their posts, newest first.
@@ -87,11 +82,7 @@ pub async fn page(db: &impl ConnectionTrait, page: &Page<UserKey>) -> ApiResult<
     };
     let mut query = user::Entity::find().order_by(user::Column::Id, order);
     if let Some(cursor) = page.cursor {
-        query = query.filter(if after {
-            user::Column::Id.gt(cursor)
-        } else {
-            user::Column::Id.lt(cursor)
-        });
+        query = query.filter(if after { user::Column::Id.gt(cursor) } else { user::Column::Id.lt(cursor) });
     }
     Ok(query.limit(page.limit + 1).all(db).await?)
 }
@@ -120,12 +111,9 @@ pub async fn create(
     .on_unique(|| email_taken(&email))?;
     let profile = match new.profile {
         Some(profile) => Some(
-            profile::Entity::insert(profile::ActiveModel {
-                user_id: Set(user.id),
-                bio: Set(profile.bio),
-            })
-            .exec_with_returning(&txn)
-            .await?,
+            profile::Entity::insert(profile::ActiveModel { user_id: Set(user.id), bio: Set(profile.bio) })
+                .exec_with_returning(&txn)
+                .await?,
         ),
         None => None,
     };
@@ -156,9 +144,7 @@ pub async fn update(db: &impl TransactionTrait, id: Uuid, changes: UserChanges) 
     if let Some(bio) = changes.bio {
         profile::Entity::insert(profile::ActiveModel { user_id: Set(id), bio: Set(bio) })
             .on_conflict(
-                OnConflict::column(profile::Column::UserId)
-                    .update_column(profile::Column::Bio)
-                    .to_owned(),
+                OnConflict::column(profile::Column::UserId).update_column(profile::Column::Bio).to_owned(),
             )
             .exec_without_returning(&txn)
             .await?;
@@ -193,10 +179,7 @@ pub async fn insert_many_ignoring_existing(
 
 /// The users with these emails.
 pub async fn find_by_emails(db: &impl ConnectionTrait, emails: &[String]) -> ApiResult<Vec<user::Model>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Email.is_in(emails.iter().cloned()))
-        .all(db)
-        .await?)
+    Ok(user::Entity::find().filter(user::Column::Email.is_in(emails.iter().cloned())).all(db).await?)
 }
 
 pub(crate) fn no_user(id: Uuid) -> ApiError {

@@ -1,1 +1,14 @@
+//! Black-box tests of Quill over HTTP, each against a fresh database: SQLite always,
+//! PostgreSQL as well when `TEST_POSTGRES_URL` is set.
 
+mod helpers;
+
+mod bad_input;
+mod http;
+mod mutations;
+mod pagination;
+mod queries;
+mod repository;
+mod schema;
+mod seed;
+mod sql_statements;

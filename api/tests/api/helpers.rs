@@ -1,0 +1,319 @@
+//! `spawn_app` and the `TestApp` handle: a real server on a free loopback port, over a
+//! database of its own, driven with real HTTP requests.
+
+use std::{sync::Once, time::Duration};
+
+use api::{config::Config, startup::Application};
+use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Runs each listed `async fn name(backend: Backend)` as two tests: `sqlite::name` and
+/// `postgres::name`. The PostgreSQL one is skipped, saying so, when `TEST_POSTGRES_URL` is
+/// unset, and fails instead when `CI` is set.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(backend) = $crate::helpers::Backend::postgres() else { return };
+                    super::$name(backend).await
+                }
+            )*
+        }
+    };
+}
+
+/// Which database a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// The URL of a PostgreSQL database the test may create databases from.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL when `TEST_POSTGRES_URL` is set; otherwise `None` after saying the test
+    /// is skipped (or a failure, under `CI`).
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("TEST_POSTGRES_URL must be set when CI is set: PostgreSQL tests may not be skipped")
+            }
+            _ => {
+                eprintln!("skipped: set TEST_POSTGRES_URL to run this test against PostgreSQL");
+                None
+            }
+        }
+    }
+}
+
+/// A database that exists for one test and is removed after it.
+pub enum TestDatabase {
+    Sqlite { url: String, _dir: tempfile::TempDir },
+    Postgres { url: String, admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn create(backend: &Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("creating a temporary directory");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("quill.db").display());
+                TestDatabase::Sqlite { url, _dir: dir }
+            }
+            Backend::Postgres(admin_url) => {
+                let name = format!("quill_test_{}", Uuid::new_v4().simple());
+                let admin =
+                    Database::connect(admin_url.as_str()).await.expect("connecting to TEST_POSTGRES_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("creating the test database");
+                admin.close().await.ok();
+                let url = replace_database(admin_url, &name);
+                TestDatabase::Postgres { url, admin_url: admin_url.clone(), name }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let TestDatabase::Postgres { admin_url, name, .. } = self else { return };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop runs inside the test's runtime; a thread of its own may block on another.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let admin = Database::connect(admin_url.as_str()).await.ok()?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// The URL with its database name replaced.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A running server and the means to talk to it.
+pub struct TestApp {
+    pub address: String,
+    /// The server's own pool, for checking rows behind its back.
+    pub db: DatabaseConnection,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    // Declared last: dropped after the server has stopped.
+    _database: TestDatabase,
+}
+
+/// Settings for a test server: every default, a free port, the given database.
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::from_env();
+    config.bind = "127.0.0.1:0".parse().expect("a valid address");
+    config.database_url = database_url.to_owned();
+    config.redis_url = None;
+    config
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the settings adjusted first.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let database = TestDatabase::create(&backend).await;
+    let mut config = test_config(database.url());
+    adjust(&mut config);
+    let app = Application::build(&config).await.expect("building the application");
+    let address = format!("http://{}", app.local_addr());
+    let db = app.db().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        db,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("building the HTTP client"),
+        stop: Some(stop),
+        server: Some(server),
+        _database: database,
+    }
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            api::telemetry::init_tracing(api::config::LogFormat::Text);
+        }
+    });
+}
+
+impl TestApp {
+    /// POSTs a GraphQL operation and returns the JSON body (asserting a 200).
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self.post_graphql(&json!({ "query": query, "variables": variables })).await;
+        assert_eq!(response.status(), 200, "POST /graphql status");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// POSTs any JSON body to `/graphql`.
+    pub async fn post_graphql(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("sending the request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("sending the request")
+    }
+
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.expect("a text body")
+    }
+
+    /// The value of an unlabelled counter on `/metrics` (0 when not yet recorded).
+    pub async fn counter(&self, name: &str) -> u64 {
+        counter_value(&self.metrics().await, name)
+    }
+
+    /// Creates a user through the API and returns its id.
+    pub async fn create_user(&self, email: &str) -> Uuid {
+        let body = self
+            .graphql(
+                "mutation($email: String!) { createUser(input: { email: $email }) { id } }",
+                json!({ "email": email }),
+            )
+            .await;
+        id_at(&body, "/data/createUser/id")
+    }
+
+    /// Creates a post through the API and returns its id.
+    pub async fn create_post(&self, author: Uuid, title: &str) -> Uuid {
+        let body = self
+            .graphql(
+                "mutation($a: UUID!, $t: String!) { createPost(input: { authorId: $a, title: $t }) { id } }",
+                json!({ "a": author, "t": title }),
+            )
+            .await;
+        id_at(&body, "/data/createPost/id")
+    }
+
+    /// Rows in a table, counted behind the server's back.
+    pub async fn rows(&self, table: &str) -> i64 {
+        let backend = self.db.get_database_backend();
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("counting rows")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("a count")
+    }
+
+    /// Stops the server and waits for it, as on SIGTERM.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.expect("the server task did not panic"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Reads a counter from Prometheus text, summing over its label sets.
+pub fn counter_value(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The UUID at a JSON pointer, failing the test with the body when it is absent.
+pub fn id_at(body: &Value, pointer: &str) -> Uuid {
+    body.pointer(pointer)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no id at {pointer} in {body}"))
+}
+
+/// The `extensions.code` of each error in a response.
+pub fn error_codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors.iter().map(|e| e["extensions"]["code"].as_str().unwrap_or("<none>").to_owned()).collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn replace_database_keeps_credentials_and_options() {
+    assert_eq!(
+        replace_database("postgres://u:p@h:5432/postgres?sslmode=disable", "t"),
+        "postgres://u:p@h:5432/t?sslmode=disable"
+    );
+    assert_eq!(replace_database("postgres://h", "t"), "postgres://h/t");
+}

@@ -1,0 +1,147 @@
+//! The HTTP surface: GraphiQL, probes, metrics, and requests that are not GraphQL.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, error_codes, spawn_app};
+
+crate::backend_tests!(
+    get_graphql_in_a_browser_serves_graphiql,
+    get_graphql_with_a_query_executes_it_but_never_a_mutation,
+    health_and_readiness_answer,
+    metrics_are_exposed_in_prometheus_text,
+    a_body_that_is_not_json_graphql_is_a_client_error,
+    every_response_carries_a_request_id,
+    a_batch_of_operations_is_answered_in_order,
+    a_stopped_server_refuses_new_connections,
+);
+
+async fn get_graphql_in_a_browser_serves_graphiql(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let response = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("graphiql") && page.contains("/graphql"), "{page:.300}");
+}
+
+async fn get_graphql_with_a_query_executes_it_but_never_a_mutation(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let query = app.get("/graphql?query=%7B%20users%20%7B%20totalCount%20%7D%20%7D").await;
+    let query_body: Value = query.json().await.unwrap();
+    let mutation = app
+        .get("/graphql?query=mutation%20%7B%20createUser(input%3A%20%7Bemail%3A%20%22a%40example.com%22%7D)%20%7B%20id%20%7D%20%7D")
+        .await;
+
+    assert_eq!(query_body["data"]["users"]["totalCount"], 0);
+    assert_eq!(mutation.status(), 405);
+    assert_eq!(app.rows("users").await, 0);
+}
+
+async fn health_and_readiness_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let health = app.get("/healthz").await;
+    let ready = app.get("/readyz").await;
+
+    assert_eq!(health.status(), 200);
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], "up");
+}
+
+async fn metrics_are_exposed_in_prometheus_text(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.graphql("{ users { totalCount } }", json!({})).await;
+    app.graphql("{ user(id: \"bad\") { id } }", json!({})).await;
+
+    let metrics = app.metrics().await;
+
+    for name in ["db_queries_total", "graphql_requests_total", "http_request_duration_seconds_bucket"] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
+    assert!(metrics.contains(r#"graphql_errors_total{code="BAD_USER_INPUT"}"#), "{metrics}");
+}
+
+async fn a_body_that_is_not_json_graphql_is_a_client_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = format!("{}/graphql", app.address);
+
+    let broken = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"query\": ")
+        .send()
+        .await
+        .unwrap();
+    let no_query = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"variables\": {}}")
+        .send()
+        .await
+        .unwrap();
+    let plain_text = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"mutation { createUser(input: {email: \"a@example.com\"}) { id } }"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(broken.status(), 400);
+    assert_eq!(error_codes(&broken.json().await.unwrap()), ["BAD_REQUEST"]);
+    assert_eq!(no_query.status(), 400);
+    assert_eq!(plain_text.status(), 415);
+    assert_eq!(app.rows("users").await, 0);
+}
+
+async fn every_response_carries_a_request_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let response = app.get("/healthz").await;
+
+    let id = response.headers().get("x-request-id").expect("an x-request-id header");
+    assert!(!id.is_empty());
+}
+
+async fn a_batch_of_operations_is_answered_in_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let id = app.create_user("a@example.com").await;
+
+    let response = app
+        .post_graphql(&json!([
+            { "query": "query($id: UUID!) { user(id: $id) { email } }", "variables": { "id": id } },
+            { "query": "{ users { totalCount } }" },
+            { "query": "{ nope }" },
+        ]))
+        .await;
+    let body: Value = response.json().await.unwrap();
+
+    assert_eq!(body[0]["data"]["user"]["email"], "a@example.com");
+    assert_eq!(body[1]["data"]["users"]["totalCount"], 1);
+    assert_eq!(error_codes(&body[2]), ["GRAPHQL_VALIDATION_FAILED"]);
+}
+
+async fn a_stopped_server_refuses_new_connections(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let address = app.address.clone();
+    let client = app.client.clone();
+    assert_eq!(app.get("/healthz").await.status(), 200);
+
+    app.stop().await.expect("a clean stop");
+
+    assert!(client.get(format!("{address}/healthz")).send().await.is_err());
+}
