@@ -71,9 +71,30 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub cache_ttl_secs: u64,
 
+    /// `auto`: Redis when `REDIS_URL` is set, else in-process; `off`: no user cache.
+    #[arg(long, env = "CACHE", value_enum, default_value_t = CacheMode::Auto, global = true)]
+    pub cache: CacheMode,
+
+    /// Bound on every Redis call, in milliseconds: past it the request is served from the
+    /// database (the cache fails open).
+    #[arg(long, env = "CACHE_TIMEOUT_MS", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=60_000), global = true)]
+    pub cache_timeout_ms: u64,
+
+    /// First part of every cache key (`{prefix}:v1:user:{id}`), so several deployments
+    /// or tests can share one Redis.
+    #[arg(long, env = "CACHE_PREFIX", default_value = "quill", global = true)]
+    pub cache_prefix: String,
+
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CacheMode {
+    Auto,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,7 +118,22 @@ impl Config {
         Duration::from_secs(self.db_connect_timeout_secs)
     }
 
-    pub fn cache_ttl(&self) -> Duration {
-        Duration::from_secs(self.cache_ttl_secs)
+    pub fn cache_settings(&self) -> crate::cache::CacheSettings {
+        crate::cache::CacheSettings {
+            ttl: Duration::from_secs(self.cache_ttl_secs),
+            timeout: Duration::from_millis(self.cache_timeout_ms),
+            prefix: self.cache_prefix.clone(),
+        }
+    }
+
+    /// The user cache these settings describe.
+    pub fn user_cache(&self) -> anyhow::Result<crate::cache::UserCache> {
+        use crate::cache::UserCache;
+        let settings = self.cache_settings();
+        Ok(match (self.cache, self.redis_url.as_deref().filter(|u| !u.is_empty())) {
+            (CacheMode::Off, _) => UserCache::off(settings),
+            (CacheMode::Auto, Some(url)) => UserCache::redis(url, settings)?,
+            (CacheMode::Auto, None) => UserCache::in_process(settings),
+        })
     }
 }

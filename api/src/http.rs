@@ -131,7 +131,7 @@ async fn graphql_get(
 
 async fn execute(state: &AppState, batch: BatchRequest) -> Response {
     let queue = BatchQueue::default();
-    let batch = batch.data(Arc::new(Loaders::new(&state.services.db, &queue)));
+    let batch = batch.data(Arc::new(Loaders::new(&state.services, &queue)));
     let response = queue.run(state.schema.execute_batch(batch)).await;
     record_graphql(&response);
     async_graphql_axum::GraphQLResponse::from(response).into_response()
@@ -198,12 +198,16 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
 async fn readyz(State(state): State<AppState>) -> Response {
     let database_up =
         matches!(tokio::time::timeout(READY_TIMEOUT, state.services.db.ping()).await, Ok(Ok(())));
+    let cache = state.services.cache.health().await;
     let draining = state.draining.load(Ordering::Relaxed);
     let ready = database_up && !draining;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if draining { "draining" } else if ready { "ready" } else { "unavailable" },
         "database": if database_up { "up" } else { "down" },
+        // A dead Redis degrades the instance but does not make it unready: the cache
+        // fails open, and taking every instance out of rotation would be an outage.
+        "cache": cache.as_str(),
     });
     (status, Json(body)).into_response()
 }

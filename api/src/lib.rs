@@ -1,5 +1,7 @@
 //! Quill: a GraphQL API server for users, their profiles and their posts.
 
+/// The user cache: Redis, in-process, or off; fail-open.
+pub mod cache;
 /// The typed settings of every command.
 pub mod config;
 /// The connection pool and migrations at start.

@@ -33,7 +33,7 @@ impl Application {
         let db = db::connect_and_migrate(config).await?;
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
-        let services = Services { db: db.clone() };
+        let services = Services { db: db.clone(), cache: config.user_cache()? };
         let draining = Arc::new(AtomicBool::new(false));
         let state = AppState {
             schema: build_schema(services.clone()),

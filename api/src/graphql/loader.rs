@@ -17,7 +17,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll, Waker},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -26,7 +26,9 @@ use futures::{StreamExt as _, future::BoxFuture, stream::FuturesUnordered, task:
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use super::Services;
 use crate::{
+    cache::UserCache,
     error::ApiError,
     pagination::{Page, PostKey, finish_page},
     repo,
@@ -35,6 +37,7 @@ use crate::{
 /// One request's loaders.
 pub struct Loaders {
     pub users: DataLoader<UserLoader>,
+    pub users_by_email: DataLoader<UserByEmailLoader>,
     pub posts: DataLoader<PostLoader>,
     pub profiles: DataLoader<ProfileLoader>,
     pub author_posts: DataLoader<AuthorPostsLoader>,
@@ -43,9 +46,12 @@ pub struct Loaders {
 
 impl Loaders {
     /// Loaders whose batches run on `queue`.
-    pub fn new(db: &DatabaseConnection, queue: &BatchQueue) -> Self {
+    pub fn new(services: &Services, queue: &BatchQueue) -> Self {
+        let db = &services.db;
+        let cache = &services.cache;
         Self {
-            users: queue.loader(UserLoader { db: db.clone() }),
+            users: queue.loader(UserLoader { db: db.clone(), cache: cache.clone() }),
+            users_by_email: queue.loader(UserByEmailLoader { db: db.clone(), cache: cache.clone() }),
             posts: queue.loader(PostLoader { db: db.clone() }),
             profiles: queue.loader(ProfileLoader { db: db.clone() }),
             author_posts: queue.loader(AuthorPostsLoader { db: db.clone() }),
@@ -112,9 +118,11 @@ impl ArcWake for WakeFlag {
     }
 }
 
-/// Users by id.
+/// Users by id, read through the cache: one cache round trip for the batch, one SQL
+/// statement for the misses, one write-back.
 pub struct UserLoader {
     db: DatabaseConnection,
+    cache: UserCache,
 }
 
 impl Loader<Uuid> for UserLoader {
@@ -122,8 +130,64 @@ impl Loader<Uuid> for UserLoader {
     type Error = ApiError;
 
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, user::Model>, ApiError> {
-        let users = repo::users::find_by_ids(&self.db, ids).await?;
-        Ok(users.into_iter().map(|u| (u.id, u)).collect())
+        users_through_cache(&self.db, &self.cache, ids).await
+    }
+}
+
+async fn users_through_cache(
+    db: &DatabaseConnection,
+    cache: &UserCache,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, user::Model>, ApiError> {
+    let started = Instant::now();
+    let mut users = cache.get_users(ids).await;
+    let misses: Vec<Uuid> = ids.iter().filter(|id| !users.contains_key(id)).copied().collect();
+    if misses.is_empty() {
+        return Ok(users);
+    }
+    let loaded = repo::users::find_by_ids(db, &misses).await?;
+    cache.put_users(&loaded, started).await;
+    users.extend(loaded.into_iter().map(|u| (u.id, u)));
+    Ok(users)
+}
+
+/// Users by normalised email. The cache maps an email to an id, and the user comes from
+/// the user cache; an entry whose user no longer has that email counts as a miss.
+pub struct UserByEmailLoader {
+    db: DatabaseConnection,
+    cache: UserCache,
+}
+
+impl Loader<String> for UserByEmailLoader {
+    type Value = user::Model;
+    type Error = ApiError;
+
+    async fn load(&self, emails: &[String]) -> Result<HashMap<String, user::Model>, ApiError> {
+        let started = Instant::now();
+        let mut found = HashMap::with_capacity(emails.len());
+        if self.cache.is_enabled() {
+            let mut ids = Vec::new();
+            for email in emails {
+                if let Some(id) = self.cache.get_email(email).await {
+                    ids.push(id);
+                }
+            }
+            let users = users_through_cache(&self.db, &self.cache, &ids).await?;
+            found.extend(
+                users.into_values().filter(|u| emails.contains(&u.email)).map(|u| (u.email.clone(), u)),
+            );
+        }
+        let misses: Vec<String> = emails.iter().filter(|e| !found.contains_key(*e)).cloned().collect();
+        if misses.is_empty() {
+            return Ok(found);
+        }
+        let loaded = repo::users::find_by_emails(&self.db, &misses).await?;
+        self.cache.put_users(&loaded, started).await;
+        for user in loaded {
+            self.cache.put_email(&user.email, user.id).await;
+            found.insert(user.email.clone(), user);
+        }
+        Ok(found)
     }
 }
 

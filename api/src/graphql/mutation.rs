@@ -28,13 +28,17 @@ impl UserMutation {
 
     /// Changes the given fields of a user. `NOT_FOUND` when there is no such user.
     async fn update_user(&self, ctx: &Context<'_>, id: Uuid, input: UpdateUserInput) -> Result<User> {
-        let user = repo::users::update(&services(ctx).db, id, input.validate()?).await?;
+        let services = services(ctx);
+        let user = repo::users::update(&services.db, id, input.validate()?).await?;
+        services.cache.invalidate_user(id).await;
         Ok(user.into())
     }
 
     /// Deletes a user with their profile and posts; returns the id.
     async fn delete_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
-        repo::users::delete(&services(ctx).db, id).await?;
+        let services = services(ctx);
+        repo::users::delete(&services.db, id).await?;
+        services.cache.invalidate_user(id).await;
         Ok(id)
     }
 }

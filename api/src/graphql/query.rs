@@ -29,7 +29,7 @@ impl UserQuery {
     /// The user with this email (any case, surrounding spaces ignored), or null.
     async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<User>> {
         let email = validate::email(&email)?;
-        Ok(repo::users::find_by_email(&services(ctx).db, &email).await?.map(User::from))
+        Ok(loaders(ctx).users_by_email.load_one(email).await?.map(User::from))
     }
 
     /// All users, oldest first.

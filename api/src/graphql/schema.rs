@@ -3,6 +3,8 @@
 use async_graphql::{Context, EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 
+use crate::cache::UserCache;
+
 use super::{codes::ErrorCodes, loader::Loaders, mutation::MutationRoot, query::QueryRoot};
 
 pub type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -12,6 +14,8 @@ pub type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 pub struct Services {
     /// The connection pool; cheap to clone.
     pub db: DatabaseConnection,
+    /// Read through by the user loaders; invalidated by writes after they commit.
+    pub cache: UserCache,
 }
 
 /// Deep enough for GraphiQL's introspection query (about 13 levels) with room to spare;

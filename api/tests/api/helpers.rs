@@ -60,6 +60,75 @@ impl Backend {
     }
 }
 
+/// Which user cache a test runs with.
+#[derive(Debug, Clone)]
+pub enum CacheKind {
+    InProcess,
+    /// The URL of a Redis the test may write keys to, under a prefix of its own.
+    Redis(String),
+}
+
+/// Runs each listed `async fn name(backend: Backend, cache: CacheKind)` as two tests:
+/// `in_process::name` on SQLite, and `redis::name` on Redis (with PostgreSQL when
+/// `TEST_POSTGRES_URL` is set). The Redis one is skipped, saying so, when `TEST_REDIS_URL`
+/// is unset, and fails instead when `CI` is set.
+#[macro_export]
+macro_rules! cache_tests {
+    ($($name:ident),* $(,)?) => {
+        mod in_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite, $crate::helpers::CacheKind::InProcess).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(cache) = $crate::helpers::redis_url() else { return };
+                    let backend = $crate::helpers::Backend::postgres_if_set();
+                    super::$name(backend, $crate::helpers::CacheKind::Redis(cache)).await
+                }
+            )*
+        }
+    };
+}
+
+/// `TEST_REDIS_URL`, or `None` after saying the test is skipped (a failure under `CI`).
+pub fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("TEST_REDIS_URL must be set when CI is set: Redis tests may not be skipped")
+        }
+        _ => {
+            eprintln!("skipped: set TEST_REDIS_URL to run this test against Redis");
+            None
+        }
+    }
+}
+
+impl Backend {
+    /// PostgreSQL when `TEST_POSTGRES_URL` is set, otherwise SQLite.
+    pub fn postgres_if_set() -> Self {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Backend::Postgres(url),
+            _ => Backend::Sqlite,
+        }
+    }
+}
+
+/// Settings for `cache`, with a key prefix no other test uses.
+pub fn use_cache(config: &mut Config, cache: &CacheKind) {
+    config.cache_prefix = format!("quill-test-{}", Uuid::new_v4().simple());
+    config.redis_url = match cache {
+        CacheKind::InProcess => None,
+        CacheKind::Redis(url) => Some(url.clone()),
+    };
+}
+
 /// A database that exists for one test and is removed after it.
 pub enum TestDatabase {
     Sqlite { url: String, _dir: tempfile::TempDir },
@@ -133,6 +202,8 @@ fn replace_database(url: &str, database: &str) -> String {
 /// A running server and the means to talk to it.
 pub struct TestApp {
     pub address: String,
+    /// The settings it was started with.
+    pub config: Config,
     /// The server's own pool, for checking rows behind its back.
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
@@ -170,6 +241,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     }));
     TestApp {
         address,
+        config,
         db,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -316,4 +388,75 @@ fn replace_database_keeps_credentials_and_options() {
         "postgres://u:p@h:5432/t?sslmode=disable"
     );
     assert_eq!(replace_database("postgres://h", "t"), "postgres://h/t");
+}
+
+/// A Redis server of the test's own on a free loopback port, to stop, slow down and
+/// restart without disturbing other tests.
+pub struct RedisServer {
+    pub port: u16,
+    process: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = RedisServer { port, process: None };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--enable-debug-command", "yes"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting redis-server (is it installed?)");
+        self.process = Some(child);
+        for _ in 0..100 {
+            if self.ping().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn ping(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else { return false };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else { return false };
+        redis::cmd("PING").query_async::<String>(&mut connection).await.is_ok()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A plain Redis connection for looking at keys behind the server's back.
+pub async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.expect("connecting to Redis")
 }

@@ -1,0 +1,360 @@
+//! The user cache, read through by the user loaders: Redis shared by every instance, an
+//! in-process cache for a single instance, or off.
+//!
+//! It fails open: every Redis call is bounded by a timeout, and an error or timeout is
+//! counted, logged at most once per interval, and answered as a miss, so the request is
+//! served from the database. After a failure Redis is left alone for a moment (so a dead
+//! Redis costs one timeout, not one per call), then tried again, with no restart.
+//!
+//! Writes replace a user's entry with a short-lived tombstone after they commit. Write-
+//! backs never overwrite an entry (`SET … NX`), so a reader that loaded a row before the
+//! write cannot put it back after the invalidation: the tombstone is in the way. A
+//! write-back is also dropped when its load took longer than half the tombstone's life.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use entity::user;
+use moka::future::Cache;
+use redis::aio::ConnectionManager;
+use uuid::Uuid;
+
+use crate::telemetry::{CACHE_ERRORS_TOTAL, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL};
+
+/// How long a write keeps readers from caching the user it changed.
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(10);
+/// After a Redis failure, calls skip Redis for this long before trying it again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// At most one warning about Redis per this interval.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Stored in place of a user whose row just changed.
+const TOMBSTONE: &str = "-";
+
+/// How the cache is set up.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub ttl: Duration,
+    /// Bound on every Redis call.
+    pub timeout: Duration,
+    /// Keys are `{prefix}:v1:…`; the version changes whenever the cached shape does.
+    pub prefix: String,
+}
+
+/// The user cache; cheap to clone.
+#[derive(Clone)]
+pub struct UserCache(Arc<Inner>);
+
+enum Backend {
+    Off,
+    Local(Local),
+    Redis(Remote),
+}
+
+struct Inner {
+    backend: Backend,
+    settings: CacheSettings,
+}
+
+/// The in-process cache: the same rules as Redis, for one instance.
+struct Local {
+    users: Cache<Uuid, Arc<user::Model>>,
+    tombstones: Cache<Uuid, ()>,
+    emails: Cache<String, Uuid>,
+}
+
+struct Remote {
+    connection: ConnectionManager,
+    /// Milliseconds since `epoch` before which Redis is not tried (after a failure).
+    skip_until_ms: AtomicU64,
+    /// Milliseconds since `epoch` of the last warning.
+    warned_at_ms: AtomicU64,
+    epoch: Instant,
+}
+
+/// What `/readyz` reports about the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheHealth {
+    Off,
+    InProcess,
+    Up,
+    /// Redis does not answer: requests are served from the database.
+    Degraded,
+}
+
+impl CacheHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheHealth::Off => "off",
+            CacheHealth::InProcess => "in-process",
+            CacheHealth::Up => "up",
+            CacheHealth::Degraded => "degraded",
+        }
+    }
+}
+
+impl UserCache {
+    pub fn off(settings: CacheSettings) -> Self {
+        Self(Arc::new(Inner { backend: Backend::Off, settings }))
+    }
+
+    pub fn in_process(settings: CacheSettings) -> Self {
+        let local = Local {
+            users: Cache::builder().max_capacity(100_000).time_to_live(settings.ttl).build(),
+            tombstones: Cache::builder().time_to_live(TOMBSTONE_TTL).build(),
+            emails: Cache::builder().max_capacity(100_000).time_to_live(settings.ttl).build(),
+        };
+        Self(Arc::new(Inner { backend: Backend::Local(local), settings }))
+    }
+
+    /// A Redis cache. Connects lazily, so a Redis that is down at start delays nothing.
+    pub fn redis(url: &str, settings: CacheSettings) -> anyhow::Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| anyhow::anyhow!("the Redis URL is not valid: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| anyhow::anyhow!("setting up the Redis connection: {e}"))?;
+        let remote = Remote {
+            connection,
+            skip_until_ms: AtomicU64::new(0),
+            warned_at_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        };
+        Ok(Self(Arc::new(Inner { backend: Backend::Redis(remote), settings })))
+    }
+
+    fn user_key(&self, id: Uuid) -> String {
+        format!("{}:v1:user:{id}", self.0.settings.prefix)
+    }
+
+    fn email_key(&self, email: &str) -> String {
+        format!("{}:v1:email:{email}", self.0.settings.prefix)
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self.0.backend, Backend::Off)
+    }
+
+    /// The cached users among `ids`; an id that is absent, tombstoned or unreadable is
+    /// simply not in the map.
+    pub async fn get_users(&self, ids: &[Uuid]) -> HashMap<Uuid, user::Model> {
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        let found = match &self.0.backend {
+            Backend::Off => return HashMap::new(),
+            Backend::Local(local) => {
+                let mut found = HashMap::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(user) = local.users.get(id).await {
+                        found.insert(*id, user.as_ref().clone());
+                    }
+                }
+                found
+            }
+            Backend::Redis(remote) => {
+                let keys: Vec<String> = ids.iter().map(|id| self.user_key(*id)).collect();
+                let values: Vec<Option<Vec<u8>>> =
+                    match self.call(remote, "MGET", &*redis::cmd("MGET").arg(&keys)).await {
+                        Some(values) => values,
+                        None => return HashMap::new(),
+                    };
+                ids.iter()
+                    .zip(values)
+                    .filter_map(|(id, value)| {
+                        let bytes = value.filter(|v| v != TOMBSTONE.as_bytes())?;
+                        match serde_json::from_slice::<user::Model>(&bytes) {
+                            Ok(user) => Some((*id, user)),
+                            Err(error) => {
+                                tracing::warn!(%id, %error, "unreadable cached user: treated as a miss");
+                                None
+                            }
+                        }
+                    })
+                    .collect()
+            }
+        };
+        metrics::counter!(CACHE_HITS_TOTAL).increment(found.len() as u64);
+        metrics::counter!(CACHE_MISSES_TOTAL).increment((ids.len() - found.len()) as u64);
+        found
+    }
+
+    /// Caches users just loaded from the database, unless a write has tombstoned them
+    /// since or the load began so long ago that a tombstone may have come and gone.
+    pub async fn put_users(&self, users: &[user::Model], loaded_since: Instant) {
+        if users.is_empty() || loaded_since.elapsed() > TOMBSTONE_TTL / 2 {
+            return;
+        }
+        let ttl = self.0.settings.ttl;
+        match &self.0.backend {
+            Backend::Off => {}
+            Backend::Local(local) => {
+                for user in users {
+                    // Insert first, then look for a tombstone: whichever order a write's
+                    // tombstone-then-invalidate interleaves with, no stale entry remains.
+                    local.users.entry(user.id).or_insert_with(async { Arc::new(user.clone()) }).await;
+                    if local.tombstones.contains_key(&user.id) {
+                        local.users.invalidate(&user.id).await;
+                    }
+                }
+            }
+            Backend::Redis(remote) => {
+                let mut pipe = redis::pipe();
+                for user in users {
+                    let Ok(json) = serde_json::to_vec(user) else { continue };
+                    pipe.cmd("SET")
+                        .arg(self.user_key(user.id))
+                        .arg(json)
+                        .arg("PX")
+                        .arg(millis(ttl))
+                        .arg("NX")
+                        .ignore();
+                }
+                self.call::<()>(remote, "SET", &pipe).await;
+            }
+        }
+    }
+
+    /// The user id cached for an email, if any. The caller checks the user still has it.
+    pub async fn get_email(&self, email: &str) -> Option<Uuid> {
+        match &self.0.backend {
+            Backend::Off => None,
+            Backend::Local(local) => local.emails.get(email).await,
+            Backend::Redis(remote) => {
+                let value: Option<String> =
+                    self.call(remote, "GET", &*redis::cmd("GET").arg(self.email_key(email))).await?;
+                value?.parse().ok()
+            }
+        }
+    }
+
+    pub async fn put_email(&self, email: &str, id: Uuid) {
+        match &self.0.backend {
+            Backend::Off => {}
+            Backend::Local(local) => local.emails.insert(email.to_owned(), id).await,
+            Backend::Redis(remote) => {
+                let ttl = millis(self.0.settings.ttl);
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.email_key(email)).arg(id.to_string()).arg("PX").arg(ttl);
+                self.call::<()>(remote, "SET", &cmd).await;
+            }
+        }
+    }
+
+    /// Called after a write to this user commits: replaces the entry with a tombstone.
+    pub async fn invalidate_user(&self, id: Uuid) {
+        match &self.0.backend {
+            Backend::Off => {}
+            Backend::Local(local) => {
+                local.tombstones.insert(id, ()).await;
+                local.users.invalidate(&id).await;
+            }
+            Backend::Redis(remote) => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.user_key(id)).arg(TOMBSTONE).arg("PX").arg(millis(TOMBSTONE_TTL));
+                self.call::<()>(remote, "SET", &cmd).await;
+            }
+        }
+    }
+
+    /// What `/readyz` says about the cache; for Redis, a PING within the timeout.
+    pub async fn health(&self) -> CacheHealth {
+        match &self.0.backend {
+            Backend::Off => CacheHealth::Off,
+            Backend::Local(_) => CacheHealth::InProcess,
+            Backend::Redis(remote) => {
+                let mut connection = remote.connection.clone();
+                let ping = tokio::time::timeout(
+                    self.0.settings.timeout,
+                    redis::cmd("PING").query_async::<String>(&mut connection),
+                )
+                .await;
+                match ping {
+                    Ok(Ok(_)) => CacheHealth::Up,
+                    _ => CacheHealth::Degraded,
+                }
+            }
+        }
+    }
+
+    /// Runs one Redis command or pipeline within the timeout; `None` on any failure.
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        remote: &Remote,
+        what: &'static str,
+        command: &impl RedisCall,
+    ) -> Option<T> {
+        let now_ms = remote.epoch.elapsed().as_millis() as u64;
+        if now_ms < remote.skip_until_ms.load(Ordering::Relaxed) {
+            metrics::counter!(CACHE_ERRORS_TOTAL, "reason" => "skipped").increment(1);
+            return None;
+        }
+        let mut connection = remote.connection.clone();
+        let outcome = tokio::time::timeout(self.0.settings.timeout, command.run::<T>(&mut connection)).await;
+        let reason = match outcome {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(error)) => {
+                self.warn(remote, now_ms, what, &error.to_string());
+                "error"
+            }
+            Err(_) => {
+                self.warn(remote, now_ms, what, "timed out");
+                "timeout"
+            }
+        };
+        metrics::counter!(CACHE_ERRORS_TOTAL, "reason" => reason).increment(1);
+        remote.skip_until_ms.store(now_ms + RETRY_AFTER.as_millis() as u64, Ordering::Relaxed);
+        None
+    }
+
+    fn warn(&self, remote: &Remote, now_ms: u64, what: &str, error: &str) {
+        let last = remote.warned_at_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now_ms.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        if due
+            && remote
+                .warned_at_ms
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(command = what, error, "Redis is unavailable: serving from the database");
+        }
+    }
+}
+
+/// A command or a pipeline: one round trip.
+trait RedisCall {
+    fn run<T: redis::FromRedisValue>(
+        &self,
+        connection: &mut ConnectionManager,
+    ) -> impl Future<Output = redis::RedisResult<T>> + Send;
+}
+
+impl RedisCall for redis::Cmd {
+    fn run<T: redis::FromRedisValue>(
+        &self,
+        connection: &mut ConnectionManager,
+    ) -> impl Future<Output = redis::RedisResult<T>> + Send {
+        self.query_async(connection)
+    }
+}
+
+impl RedisCall for redis::Pipeline {
+    fn run<T: redis::FromRedisValue>(
+        &self,
+        connection: &mut ConnectionManager,
+    ) -> impl Future<Output = redis::RedisResult<T>> + Send {
+        self.query_async(connection)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    duration.as_millis().max(1) as u64
+}
