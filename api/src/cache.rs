@@ -52,7 +52,7 @@ pub struct UserCache(Arc<Inner>);
 
 enum Backend {
     Off,
-    Local(Local),
+    Local(Box<Local>),
     Redis(Remote),
 }
 
@@ -109,7 +109,7 @@ impl UserCache {
             tombstones: Cache::builder().time_to_live(TOMBSTONE_TTL).build(),
             emails: Cache::builder().max_capacity(100_000).time_to_live(settings.ttl).build(),
         };
-        Self(Arc::new(Inner { backend: Backend::Local(local), settings }))
+        Self(Arc::new(Inner { backend: Backend::Local(Box::new(local)), settings }))
     }
 
     /// A Redis cache. Connects lazily, so a Redis that is down at start delays nothing.
