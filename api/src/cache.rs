@@ -44,6 +44,8 @@ pub struct CacheSettings {
     pub timeout: Duration,
     /// Keys are `{prefix}:v1:…`; the version changes whenever the cached shape does.
     pub prefix: String,
+    /// Zero but in tests of the invalidation race (see `Config`).
+    pub write_back_delay: Duration,
 }
 
 /// The user cache; cheap to clone.
@@ -190,7 +192,13 @@ impl UserCache {
     /// Caches users just loaded from the database, unless a write has tombstoned them
     /// since or the load began so long ago that a tombstone may have come and gone.
     pub async fn put_users(&self, users: &[user::Model], loaded_since: Instant) {
-        if users.is_empty() || loaded_since.elapsed() > TOMBSTONE_TTL / 2 {
+        if users.is_empty() {
+            return;
+        }
+        if !self.0.settings.write_back_delay.is_zero() {
+            tokio::time::sleep(self.0.settings.write_back_delay).await;
+        }
+        if loaded_since.elapsed() > TOMBSTONE_TTL / 2 {
             return;
         }
         let ttl = self.0.settings.ttl;

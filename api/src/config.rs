@@ -86,6 +86,11 @@ pub struct Config {
     #[arg(long, env = "CACHE_PREFIX", default_value = "quill", global = true)]
     pub cache_prefix: String,
 
+    /// Fault injection for tests: wait this long before writing loaded users back to the
+    /// cache, which widens the window of the read-then-invalidate race the tombstones close.
+    #[arg(long, env = "CACHE_WRITE_BACK_DELAY_MS", default_value_t = 0, hide = true, global = true)]
+    pub cache_write_back_delay_ms: u64,
+
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -123,6 +128,7 @@ impl Config {
             ttl: Duration::from_secs(self.cache_ttl_secs),
             timeout: Duration::from_millis(self.cache_timeout_ms),
             prefix: self.cache_prefix.clone(),
+            write_back_delay: Duration::from_millis(self.cache_write_back_delay_ms),
         }
     }
 

@@ -147,7 +147,15 @@ async fn a_user_found_by_email_is_cached_until_the_email_changes(backend: Backen
 /// sent after the write of `vN` was answered must show `vN` or later: the test counts the
 /// reads that do not.
 async fn concurrent_readers_never_see_a_value_older_than_the_last_write(backend: Backend, cache: CacheKind) {
-    let app = Arc::new(spawn(backend, &cache).await);
+    // Readers wait before writing a loaded user back, so many of them load the old row,
+    // then write it back after the writer has invalidated it: the race, made common.
+    let app = Arc::new(
+        spawn_app_with(backend, |config| {
+            use_cache(config, &cache);
+            config.cache_write_back_delay_ms = 15;
+        })
+        .await,
+    );
     let id = app.create_user("ada@example.com").await;
     let rename = "mutation($id: UUID!, $n: String!) { updateUser(id: $id, input: { name: $n }) { id } }";
     app.graphql(rename, json!({ "id": id, "n": "v0" })).await;
@@ -185,7 +193,7 @@ async fn concurrent_readers_never_see_a_value_older_than_the_last_write(backend:
     }
 
     eprintln!("concurrent reads: {reads}, stale: {stale}");
-    assert!(reads > WRITES, "the readers overlapped the writes ({reads} reads)");
+    assert!(reads >= WRITES / 2, "the readers overlapped the writes ({reads} reads)");
     assert_eq!(stale, 0, "{stale} of {reads} reads were stale");
 }
 
