@@ -231,15 +231,26 @@ impl UserCache {
         }
     }
 
-    /// The user id cached for an email, if any. The caller checks the user still has it.
-    pub async fn get_email(&self, email: &str) -> Option<Uuid> {
+    /// The user ids cached for these emails, in one round trip. The caller checks that
+    /// each user still has the email.
+    pub async fn get_emails(&self, emails: &[String]) -> Vec<Uuid> {
+        if emails.is_empty() {
+            return Vec::new();
+        }
         match &self.0.backend {
-            Backend::Off => None,
-            Backend::Local(local) => local.emails.get(email).await,
+            Backend::Off => Vec::new(),
+            Backend::Local(local) => {
+                let mut ids = Vec::with_capacity(emails.len());
+                for email in emails {
+                    ids.extend(local.emails.get(email).await);
+                }
+                ids
+            }
             Backend::Redis(remote) => {
-                let value: Option<String> =
-                    self.call(remote, "GET", &*redis::cmd("GET").arg(self.email_key(email))).await?;
-                value?.parse().ok()
+                let keys: Vec<String> = emails.iter().map(|e| self.email_key(e)).collect();
+                let values: Option<Vec<Option<String>>> =
+                    self.call(remote, "MGET", &*redis::cmd("MGET").arg(&keys)).await;
+                values.unwrap_or_default().into_iter().flatten().filter_map(|id| id.parse().ok()).collect()
             }
         }
     }

@@ -6,18 +6,16 @@ use sea_orm_migration::prelude::*;
 /// Same default as the server's `--database-url`, so both act on one database.
 const DEFAULT_DATABASE_URL: &str = "sqlite://quill.db?mode=rwc";
 
-#[tokio::main]
-async fn main() {
-    let _ = dotenv_default();
-    cli::run_cli(migration::Migrator).await;
-}
-
-/// Reads `.env` like the server does, then falls back to the embedded default.
-fn dotenv_default() -> Option<()> {
+fn main() {
+    // Read `.env` like the server does, then fall back to the embedded default.
+    let _ = dotenvy::dotenv();
     if std::env::var_os("DATABASE_URL").is_none() {
-        // SAFETY: single-threaded at this point: the runtime has not spawned workers' tasks
-        // that read the environment, and nothing else runs yet.
+        // SAFETY: no other thread exists yet: the runtime is built below.
         unsafe { std::env::set_var("DATABASE_URL", DEFAULT_DATABASE_URL) };
     }
-    Some(())
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the async runtime")
+        .block_on(cli::run_cli(migration::Migrator));
 }

@@ -166,12 +166,7 @@ impl Loader<String> for UserByEmailLoader {
         let started = Instant::now();
         let mut found = HashMap::with_capacity(emails.len());
         if self.cache.is_enabled() {
-            let mut ids = Vec::new();
-            for email in emails {
-                if let Some(id) = self.cache.get_email(email).await {
-                    ids.push(id);
-                }
-            }
+            let ids = self.cache.get_emails(emails).await;
             let users = users_through_cache(&self.db, &self.cache, &ids).await?;
             found.extend(
                 users.into_values().filter(|u| emails.contains(&u.email)).map(|u| (u.email.clone(), u)),
