@@ -91,6 +91,55 @@ pub struct Config {
     #[arg(long, env = "CACHE_WRITE_BACK_DELAY_MS", default_value_t = 0, hide = true, global = true)]
     pub cache_write_back_delay_ms: u64,
 
+    /// Seconds in-flight requests get to finish after SIGTERM or ctrl-c.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
+    pub shutdown_grace_secs: u64,
+
+    /// Longest a request may run, in seconds, before it is answered with 408.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub request_timeout_secs: u64,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..), global = true)]
+    pub max_body_bytes: u64,
+
+    /// Most operations in one batched request (a JSON array).
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
+    pub max_batch_size: u64,
+
+    /// Deepest field nesting of a query (GraphiQL's introspection query needs 13).
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(2..=1000), global = true)]
+    pub max_query_depth: u64,
+
+    /// Highest cost of a query: a field costs 1, a connection costs its page size
+    /// (`first`/`last`, 20 when absent) times what it selects.
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(10..), global = true)]
+    pub max_query_complexity: u64,
+
+    /// Most aliased fields in one request document.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = 30, global = true)]
+    pub max_aliases: u64,
+
+    /// Most root fields in one operation.
+    #[arg(long, env = "MAX_ROOT_FIELDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_root_fields: u64,
+
+    /// Most fields in a document once its fragments are expanded (stops fragment bombs
+    /// before the validator walks them).
+    #[arg(long, env = "MAX_EXPANDED_FIELDS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(10..), global = true)]
+    pub max_expanded_fields: u64,
+
+    /// Whether clients may introspect the schema (GraphiQL and code generators need it).
+    #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub introspection: bool,
+
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -121,6 +170,17 @@ impl Config {
 
     pub fn db_connect_timeout(&self) -> Duration {
         Duration::from_secs(self.db_connect_timeout_secs)
+    }
+
+    pub fn limits(&self) -> crate::graphql::Limits {
+        crate::graphql::Limits {
+            max_depth: self.max_query_depth as usize,
+            max_complexity: self.max_query_complexity as usize,
+            max_aliases: self.max_aliases as usize,
+            max_root_fields: self.max_root_fields as usize,
+            max_expanded_fields: self.max_expanded_fields as usize,
+            introspection: self.introspection,
+        }
     }
 
     pub fn cache_settings(&self) -> crate::cache::CacheSettings {

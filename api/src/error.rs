@@ -20,6 +20,9 @@ pub enum ApiError {
     NotFound(String),
     /// `CONFLICT`: the write would break a uniqueness rule (an email already taken).
     Conflict(String),
+    /// `SERVICE_UNAVAILABLE`: the database cannot be reached or no connection came free
+    /// within the timeout. Retrying later may succeed.
+    Unavailable,
     /// `INTERNAL_SERVER_ERROR`: our fault, or the database's. The detail is logged when
     /// the error is made; the client only learns that it happened.
     Internal(std::sync::Arc<anyhow::Error>),
@@ -44,6 +47,7 @@ impl ApiError {
     pub fn message(&self) -> &str {
         match self {
             Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) => m,
+            Self::Unavailable => "the database is unavailable or overloaded: try again shortly",
             Self::Internal(_) => "internal server error",
         }
     }
@@ -54,6 +58,7 @@ impl ApiError {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
+            Self::Unavailable => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -61,7 +66,27 @@ impl ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
+        if is_unavailable(&error) {
+            tracing::warn!(error = %error, "database unavailable");
+            return Self::Unavailable;
+        }
         Self::internal(error)
+    }
+}
+
+/// Whether the database could not be reached (down, restarting, pool exhausted), as
+/// opposed to a statement that failed.
+fn is_unavailable(error: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+            // PostgreSQL: 08xxx connection exceptions, 57P0x shutting down or restarting.
+            Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

@@ -40,12 +40,33 @@ use crate::{
     telemetry,
 };
 
-/// Largest request body accepted; a GraphQL document this large is not a client's.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Longest a request may take before the client gets a 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the readiness probe waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// The GraphQL over HTTP media type; clients that accept it get the spec's status codes.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// Headers a browser cannot send cross-site without a CORS preflight; a GET must carry one.
+const PREFLIGHT_HEADERS: [&str; 3] =
+    ["apollo-require-preflight", "x-apollo-operation-name", "x-requested-with"];
+
+static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The HTTP limits, from the settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_batch_size: usize,
+}
+
+impl From<&crate::config::Config> for HttpSettings {
+    fn from(config: &crate::config::Config) -> Self {
+        Self {
+            max_body_bytes: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
+            max_batch_size: usize::try_from(config.max_batch_size).unwrap_or(usize::MAX),
+        }
+    }
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -53,28 +74,47 @@ pub struct AppState {
     pub schema: QuillSchema,
     pub services: Services,
     pub metrics: PrometheusHandle,
+    pub http: HttpSettings,
     /// Set when shutdown begins, so `/readyz` takes the instance out of rotation.
     pub draining: Arc<AtomicBool>,
 }
 
 pub fn router(state: AppState) -> Router {
-    let x_request_id = header::HeaderName::from_static("x-request-id");
+    let settings = state.http.clone();
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn(record_duration))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let request_id = request.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+        }))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                &format!("the request body is larger than {} bytes", state.http.max_body_bytes),
+            );
+        }
+        Err(rejection) => return error_response(rejection.status(), "BAD_REQUEST", &rejection.body_text()),
+    };
     if !is_json(&headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -86,6 +126,13 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(batch) if batch.iter().any(|r| r.query.trim().is_empty()) => {
             return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "the request has no `query`");
         }
+        Ok(BatchRequest::Batch(batch)) if batch.is_empty() || batch.len() > state.http.max_batch_size => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("a batch must hold 1 to {} operations", state.http.max_batch_size),
+            );
+        }
         Ok(batch) => batch,
         Err(error) => {
             return error_response(
@@ -95,7 +142,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
             );
         }
     };
-    execute(&state, batch).await
+    execute(&state, &headers, batch).await
 }
 
 async fn graphql_get(
@@ -104,8 +151,16 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
-    if query.is_empty() && accepts_html(&headers) {
+    if query.is_empty() && accepts(&headers, "text/html") {
         return Html(GraphiQLSource::build().endpoint("/graphql").title("Quill").finish()).into_response();
+    }
+    if !PREFLIGHT_HEADERS.iter().any(|h| headers.contains_key(*h)) && !is_json(&headers) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "a GET query must carry an `apollo-require-preflight` or `x-requested-with` header \
+             (protection against cross-site requests), or be sent as a JSON POST",
+        );
     }
     let request = match parse_query_string(&query) {
         Ok(request) => request,
@@ -126,31 +181,68 @@ async fn graphql_get(
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, BatchRequest::Single(request)).await
+    execute(&state, &headers, BatchRequest::Single(request)).await
 }
 
-async fn execute(state: &AppState, batch: BatchRequest) -> Response {
+async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
     let queue = BatchQueue::default();
     let batch = batch.data(Arc::new(Loaders::new(&state.services, &queue)));
-    let response = queue.run(state.schema.execute_batch(batch)).await;
-    record_graphql(&response);
-    async_graphql_axum::GraphQLResponse::from(response).into_response()
+    let mut response = queue.run(state.schema.execute_batch(batch)).await;
+    let request_id = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let responses = match &mut response {
+        BatchResponse::Single(r) => std::slice::from_mut(r),
+        BatchResponse::Batch(rs) => rs.as_mut_slice(),
+    };
+    for r in responses.iter_mut() {
+        mask_internal_errors(r, request_id);
+    }
+    record_graphql(responses);
+    // GraphQL over HTTP: under its own media type, a request that failed before execution
+    // (it did not parse or validate) is a 400; plain JSON clients always get 200.
+    let failed_before_execution = matches!(&response, BatchResponse::Single(r)
+        if r.data == async_graphql::Value::Null && !r.errors.is_empty() && r.errors.iter().all(|e| e.path.is_empty()));
+    let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    if accepts(headers, GRAPHQL_RESPONSE_JSON) {
+        http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(GRAPHQL_RESPONSE_JSON));
+        if failed_before_execution {
+            *http.status_mut() = StatusCode::BAD_REQUEST;
+        }
+    }
+    http
 }
 
-fn record_graphql(response: &BatchResponse) {
-    let responses: &[async_graphql::Response] = match response {
-        BatchResponse::Single(r) => std::slice::from_ref(r),
-        BatchResponse::Batch(rs) => rs,
-    };
+/// Our own failures reach the client as `INTERNAL_SERVER_ERROR` with the request id to
+/// quote; the detail is in the log, on the line with the same id.
+fn mask_internal_errors(response: &mut async_graphql::Response, request_id: &str) {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        let internal = matches!(extensions.get("code"), Some(async_graphql::Value::String(code)) if code == "INTERNAL_SERVER_ERROR");
+        if internal {
+            error.message = format!("internal server error (request id {request_id})");
+            extensions.set("requestId", request_id);
+        }
+    }
+}
+
+/// A panic is a bug: the client gets a GraphQL-shaped 500, the log gets the panic.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = detail, "a request panicked");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+}
+
+fn record_graphql(responses: &[async_graphql::Response]) {
     for r in responses {
         metrics::counter!(telemetry::GRAPHQL_REQUESTS_TOTAL).increment(1);
         for error in &r.errors {
-            let code = error
-                .extensions
-                .as_ref()
-                .and_then(|e| e.get("code"))
-                .map(|c| c.to_string().trim_matches('"').to_owned())
-                .unwrap_or_else(|| "UNKNOWN".to_owned());
+            let code = match error.extensions.as_ref().and_then(|e| e.get("code")) {
+                Some(async_graphql::Value::String(code)) => code.clone(),
+                _ => "UNKNOWN".to_owned(),
+            };
             metrics::counter!(telemetry::GRAPHQL_ERRORS_TOTAL, "code" => code).increment(1);
         }
     }
@@ -184,8 +276,8 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-fn accepts_html(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains(media_type))
 }
 
 /// A response in the GraphQL shape for a request that could not be executed at all.
@@ -213,6 +305,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (open, idle) = crate::db::pool_usage(&state.services.db);
+    metrics::gauge!(telemetry::DB_POOL_CONNECTIONS).set(f64::from(open));
+    metrics::gauge!(telemetry::DB_POOL_IDLE_CONNECTIONS).set(idle as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 

@@ -82,6 +82,12 @@ impl<K: CursorKey> Page<K> {
     }
 }
 
+/// What a connection field multiplies the cost of its selection by, for the complexity
+/// limit: the page size asked for (out-of-range sizes are refused later, when resolved).
+pub fn page_cost(first: Option<i32>, last: Option<i32>) -> usize {
+    first.or(last).map_or(DEFAULT_PAGE_SIZE as usize, |n| n.clamp(1, MAX_PAGE_SIZE as i32) as usize)
+}
+
 /// A sort key that travels to clients as an opaque cursor.
 pub trait CursorKey: Sized {
     fn encode(&self) -> String;

@@ -15,7 +15,7 @@ use crate::{
     config::Config,
     db,
     graphql::{Services, build_schema},
-    http::{AppState, router},
+    http::{AppState, HttpSettings, router},
     telemetry,
 };
 
@@ -25,6 +25,8 @@ pub struct Application {
     router: axum::Router,
     db: DatabaseConnection,
     draining: Arc<AtomicBool>,
+    /// How long in-flight requests may take to finish once shutdown begins.
+    grace: std::time::Duration,
 }
 
 impl Application {
@@ -36,12 +38,19 @@ impl Application {
         let services = Services { db: db.clone(), cache: config.user_cache()? };
         let draining = Arc::new(AtomicBool::new(false));
         let state = AppState {
-            schema: build_schema(services.clone()),
+            schema: build_schema(services.clone(), config.limits()),
+            http: HttpSettings::from(config),
             services,
             metrics: telemetry::metrics_handle(),
             draining: draining.clone(),
         };
-        Ok(Self { listener, router: router(state), db, draining })
+        Ok(Self {
+            listener,
+            router: router(state),
+            db,
+            draining,
+            grace: std::time::Duration::from_secs(config.shutdown_grace_secs),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -57,22 +66,30 @@ impl Application {
         &self.db
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish, and closes the pool.
+    /// Serves until `shutdown` completes; then stops accepting, gives in-flight requests
+    /// up to the grace period to finish, and closes the pool.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let draining = self.draining.clone();
-        let signal = async move {
-            shutdown.await;
-            draining.store(true, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!("shutting down: finishing in-flight requests");
+        let began = Arc::new(tokio::sync::Notify::new());
+        let signal = {
+            let began = began.clone();
+            async move {
+                shutdown.await;
+                draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(grace = ?self.grace, "shutting down: finishing in-flight requests");
+                began.notify_one();
+            }
         };
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("serving HTTP")?;
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        tokio::select! {
+            served = serve => served.context("serving HTTP")?,
+            () = async { began.notified().await; tokio::time::sleep(self.grace).await } => {
+                tracing::warn!("grace period over: dropping the connections still open");
+            }
+        }
         self.db.close().await.context("closing the database pool")?;
         tracing::info!("stopped");
         Ok(())

@@ -11,6 +11,8 @@ use crate::config::LogFormat;
 pub const DB_QUERIES_TOTAL: &str = "db_queries_total";
 pub const DB_QUERY_ERRORS_TOTAL: &str = "db_query_errors_total";
 pub const DB_QUERY_DURATION: &str = "db_query_duration_seconds";
+pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+pub const DB_POOL_IDLE_CONNECTIONS: &str = "db_pool_idle_connections";
 pub const GRAPHQL_REQUESTS_TOTAL: &str = "graphql_requests_total";
 pub const GRAPHQL_ERRORS_TOTAL: &str = "graphql_errors_total";
 pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
@@ -55,6 +57,8 @@ fn describe() {
     metrics::describe_counter!(DB_QUERIES_TOTAL, "SQL statements executed");
     metrics::describe_counter!(DB_QUERY_ERRORS_TOTAL, "SQL statements that failed");
     metrics::describe_histogram!(DB_QUERY_DURATION, "SQL statement duration");
+    metrics::describe_gauge!(DB_POOL_CONNECTIONS, "connections open in the pool");
+    metrics::describe_gauge!(DB_POOL_IDLE_CONNECTIONS, "open connections not in use");
     metrics::describe_counter!(GRAPHQL_REQUESTS_TOTAL, "GraphQL operations executed");
     metrics::describe_counter!(GRAPHQL_ERRORS_TOTAL, "GraphQL errors returned, by code");
     metrics::describe_histogram!(HTTP_REQUEST_DURATION, "HTTP request duration");

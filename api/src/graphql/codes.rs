@@ -16,6 +16,9 @@ use async_graphql::{
     parser::types::ExecutableDocument,
 };
 
+/// A request over one of the limits: depth, complexity, aliases, root fields, size.
+pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+
 pub struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -56,7 +59,10 @@ impl Extension for ErrorCodes {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx).await.map_err(|mut errors| {
             for error in &mut errors {
-                ensure_code(error, "GRAPHQL_VALIDATION_FAILED");
+                // async-graphql's own limit errors (the version is pinned; a test checks).
+                let over_limit = error.message.starts_with("Query is nested too deep")
+                    || error.message.starts_with("Query is too complex");
+                ensure_code(error, if over_limit { QUERY_TOO_COMPLEX } else { "GRAPHQL_VALIDATION_FAILED" });
             }
             errors
         })

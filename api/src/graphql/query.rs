@@ -8,7 +8,7 @@ use super::{
     types::{Post, PostConnection, Total, User, UserConnection},
 };
 use crate::{
-    pagination::{Page, finish_page},
+    pagination::{Page, finish_page, page_cost},
     repo, validate,
 };
 
@@ -33,6 +33,7 @@ impl UserQuery {
     }
 
     /// All users, oldest first.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity + 1")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -59,6 +60,7 @@ impl PostQuery {
     }
 
     /// All posts, or one author's, newest first.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity + 1")]
     async fn posts(
         &self,
         ctx: &Context<'_>,

@@ -5,7 +5,15 @@ use sea_orm::DatabaseConnection;
 
 use crate::cache::UserCache;
 
-use super::{codes::ErrorCodes, loader::Loaders, mutation::MutationRoot, query::QueryRoot};
+use std::sync::Arc;
+
+use super::{
+    codes::ErrorCodes,
+    limits::{DocumentLimits, Limits},
+    loader::Loaders,
+    mutation::MutationRoot,
+    query::QueryRoot,
+};
 
 pub type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -18,13 +26,14 @@ pub struct Services {
     pub cache: UserCache,
 }
 
-/// Deep enough for GraphiQL's introspection query (about 13 levels) with room to spare;
-/// anything deeper is an attack, not a client.
-const MAX_DEPTH: usize = 20;
-
-/// The schema with its services attached, ready to execute requests.
-pub fn build_schema(services: Services) -> QuillSchema {
-    schema_builder().data(services).finish()
+/// The schema with its services attached, ready to execute requests under `limits`.
+pub fn build_schema(services: Services, limits: Limits) -> QuillSchema {
+    let mut builder =
+        schema_builder().data(services).limit_depth(limits.max_depth).limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.extension(DocumentLimits(Arc::new(limits))).finish()
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.
@@ -33,9 +42,7 @@ pub fn sdl() -> String {
 }
 
 fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .extension(ErrorCodes)
-        .limit_depth(MAX_DEPTH)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).extension(ErrorCodes)
 }
 
 /// The shared services; every schema that executes requests is built with them.

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     error::{ApiError, ApiResult},
-    pagination::{CursorKey, Page, PostKey, has_next_and_previous},
+    pagination::{CursorKey, Page, PostKey, has_next_and_previous, page_cost},
     repo, validate,
 };
 
@@ -41,6 +41,7 @@ impl User {
     }
 
     /// The user's posts, newest first.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity + 1")]
     async fn posts(
         &self,
         ctx: &Context<'_>,

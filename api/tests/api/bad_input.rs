@@ -211,6 +211,8 @@ async fn a_failing_statement_shows_no_database_text(backend: Backend) {
     let body = app.graphql("{ users { nodes { email profile { bio } } } }", json!({})).await;
 
     assert_eq!(error_codes(&body), ["INTERNAL_SERVER_ERROR"], "{body}");
+    let request_id = body["errors"][0]["extensions"]["requestId"].as_str().expect("a request id to quote");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains(request_id));
     let text = body.to_string().to_lowercase();
     for leak in ["profiles", "relation", "no such table", "sql", "select"] {
         assert!(!text.contains(leak), "{leak:?} leaked in {body}");

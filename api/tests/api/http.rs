@@ -35,14 +35,22 @@ async fn get_graphql_in_a_browser_serves_graphiql(backend: Backend) {
 async fn get_graphql_with_a_query_executes_it_but_never_a_mutation(backend: Backend) {
     let app = spawn_app(backend).await;
 
-    let query = app.get("/graphql?query=%7B%20users%20%7B%20totalCount%20%7D%20%7D").await;
+    let get = |path: &str| {
+        app.client.get(format!("{}{path}", app.address)).header("apollo-require-preflight", "true").send()
+    };
+
+    let query = get("/graphql?query=%7B%20users%20%7B%20totalCount%20%7D%20%7D").await.unwrap();
     let query_body: Value = query.json().await.unwrap();
-    let mutation = app
-        .get("/graphql?query=mutation%20%7B%20createUser(input%3A%20%7Bemail%3A%20%22a%40example.com%22%7D)%20%7B%20id%20%7D%20%7D")
-        .await;
+    let mutation = get(
+        "/graphql?query=mutation%20%7B%20createUser(input%3A%20%7Bemail%3A%20%22a%40example.com%22%7D)%20%7B%20id%20%7D%20%7D",
+    )
+    .await
+    .unwrap();
+    let without_header = app.get("/graphql?query=%7B%20users%20%7B%20totalCount%20%7D%20%7D").await;
 
     assert_eq!(query_body["data"]["users"]["totalCount"], 0);
     assert_eq!(mutation.status(), 405);
+    assert_eq!(without_header.status(), 400, "a GET a browser could send cross-site is refused");
     assert_eq!(app.rows("users").await, 0);
 }
 

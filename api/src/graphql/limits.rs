@@ -1,0 +1,167 @@
+//! Bounds on what one request may ask for. Depth and complexity are async-graphql's own
+//! checks; the counts here (aliases, root fields, fields once fragments are expanded) run
+//! right after parsing, before the validator walks the document, so an alias or fragment
+//! bomb is refused in linear time.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{
+    ServerError, ServerResult, Variables,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
+};
+
+use super::codes::QUERY_TOO_COMPLEX;
+
+/// The limits, from the settings.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_root_fields: usize,
+    pub max_expanded_fields: usize,
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    /// The defaults of the command line.
+    fn default() -> Self {
+        crate::config::Config::from_env().limits()
+    }
+}
+
+pub struct DocumentLimits(pub Arc<Limits>);
+
+impl ExtensionFactory for DocumentLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(DocumentLimits(self.0.clone()))
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for DocumentLimits {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        check(&document, &self.0).map_err(|message| {
+            let mut error = ServerError::new(message, None);
+            error.extensions.get_or_insert_with(Default::default).set("code", QUERY_TOO_COMPLEX);
+            error
+        })?;
+        Ok(document)
+    }
+}
+
+fn check(document: &ExecutableDocument, limits: &Limits) -> Result<(), String> {
+    let aliases: usize = document
+        .operations
+        .iter()
+        .map(|(_, op)| aliases_in(&op.node.selection_set.node))
+        .chain(document.fragments.values().map(|f| aliases_in(&f.node.selection_set.node)))
+        .sum();
+    if aliases > limits.max_aliases {
+        return Err(format!(
+            "the document has {aliases} aliases; at most {} are allowed",
+            limits.max_aliases
+        ));
+    }
+    let mut expanded = Expanded { document, sizes: HashMap::new() };
+    for (_, operation) in document.operations.iter() {
+        let set = &operation.node.selection_set.node;
+        let roots = expanded.root_fields(set);
+        if roots > limits.max_root_fields {
+            return Err(format!(
+                "an operation selects {roots} root fields; at most {} are allowed",
+                limits.max_root_fields
+            ));
+        }
+        let fields = expanded.size(set);
+        if fields > limits.max_expanded_fields {
+            return Err(format!(
+                "an operation selects {fields} fields once its fragments are expanded; at most {} are allowed",
+                limits.max_expanded_fields
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn aliases_in(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => {
+                usize::from(field.node.alias.is_some()) + aliases_in(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(inline) => aliases_in(&inline.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+/// Field counts with fragments expanded, each fragment measured once.
+struct Expanded<'a> {
+    document: &'a ExecutableDocument,
+    /// `None` while a fragment is being measured: meeting it again is a cycle, which the
+    /// validator rejects with its own error, so it counts nothing here.
+    sizes: HashMap<&'a str, Option<usize>>,
+}
+
+impl<'a> Expanded<'a> {
+    fn size(&mut self, set: &'a SelectionSet) -> usize {
+        set.items.iter().fold(0usize, |total, item| {
+            let size = match &item.node {
+                Selection::Field(field) => 1usize.saturating_add(self.size(&field.node.selection_set.node)),
+                Selection::InlineFragment(inline) => self.size(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str()),
+            };
+            total.saturating_add(size)
+        })
+    }
+
+    fn fragment(&mut self, name: &'a str) -> usize {
+        if let Some(known) = self.sizes.get(name) {
+            return known.unwrap_or(0);
+        }
+        let Some(fragment) = self.document.fragments.get(name) else { return 0 };
+        self.sizes.insert(name, None);
+        let size = self.size(&fragment.node.selection_set.node);
+        self.sizes.insert(name, Some(size));
+        size
+    }
+
+    /// Fields directly under the root, looking through fragments.
+    fn root_fields(&mut self, set: &'a SelectionSet) -> usize {
+        self.root_fields_guarded(set, &mut Vec::new())
+    }
+
+    fn root_fields_guarded(&mut self, set: &'a SelectionSet, seen: &mut Vec<&'a str>) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(inline) => {
+                    self.root_fields_guarded(&inline.node.selection_set.node, seen)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    match self.document.fragments.get(name) {
+                        Some(fragment) if !seen.contains(&name) => {
+                            seen.push(name);
+                            let n = self.root_fields_guarded(&fragment.node.selection_set.node, seen);
+                            seen.pop();
+                            n
+                        }
+                        _ => 0,
+                    }
+                }
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,107 @@
+"""Schemathesis hooks for Quill's fuzzing pass; `run` loads them through SCHEMATHESIS_HOOKS.
+
+- `quill_no_server_error`, the one check the run uses. Schemathesis's own
+  `not_a_server_error` also judges GraphQL bodies and calls any error code it does not
+  know (`NOT_FOUND`, `CONFLICT`) a server error, while those are Quill answering a
+  well-formed request correctly. This check fails only on what is the server's fault.
+- A generator for the `UUID` scalar that mixes the ids of rows that exist (read from the
+  server when the hooks load) with random ones, so lookups, updates, deletes and
+  `createPost` reach existing rows instead of always answering `null` / `NOT_FOUND`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis.graphql import nodes
+
+# What `run` sets: the GraphQL endpoint of the server under test.
+GRAPHQL_URL = os.environ.get("QUILL_FUZZ_GRAPHQL_URL", "")
+
+
+@schemathesis.check
+def quill_no_server_error(ctx, response, case):
+    """Fails on a 5xx, a server-side timeout (408) or an `INTERNAL_SERVER_ERROR` in the body.
+
+    4xx answers and GraphQL errors with a client code (`BAD_USER_INPUT`, `NOT_FOUND`,
+    `CONFLICT`, `GRAPHQL_*`, `BAD_REQUEST`) are the server rejecting bad input: they pass.
+    """
+    status = response.status_code
+    if status >= 500:
+        raise AssertionError(f"HTTP {status}: {_excerpt(response)}")
+    if status == 408:
+        # The request is sent whole at once, so a 408 is the server's own 30 s request
+        # timeout: a handler that hung.
+        raise AssertionError(f"HTTP 408 (the request ran into the server's timeout): {_excerpt(response)}")
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    for item in body if isinstance(body, list) else [body]:
+        if not isinstance(item, dict):
+            continue
+        for error in item.get("errors") or []:
+            extensions = error.get("extensions") if isinstance(error, dict) else None
+            if isinstance(extensions, dict) and extensions.get("code") == "INTERNAL_SERVER_ERROR":
+                raise AssertionError(
+                    "INTERNAL_SERVER_ERROR in a GraphQL response (the server's log has the cause): "
+                    + json.dumps(error)[:500]
+                )
+    return None
+
+
+def _excerpt(response) -> str:
+    return response.content[:300].decode("utf-8", "replace")
+
+
+def _post(query: str, variables: dict) -> dict:
+    request = urllib.request.Request(
+        GRAPHQL_URL,
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _existing_ids(limit: int = 2000) -> list[str]:
+    """Ids of users and posts in the database, following the `users` connection's pages."""
+    query = """
+      query ($after: String) {
+        users(first: 100, after: $after) {
+          pageInfo { hasNextPage endCursor }
+          nodes { id posts(first: 100) { nodes { id } } }
+        }
+      }
+    """
+    ids: list[str] = []
+    after = None
+    while len(ids) < limit:
+        users = _post(query, {"after": after})["data"]["users"]
+        for user in users["nodes"]:
+            ids.append(user["id"])
+            ids.extend(post["id"] for post in user["posts"]["nodes"])
+        if not users["pageInfo"]["hasNextPage"]:
+            break
+        after = users["pageInfo"]["endCursor"]
+    return ids[:limit]
+
+
+def _uuid_strategy() -> st.SearchStrategy:
+    random_ids = st.uuids().map(str)
+    existing: list[str] = []
+    if GRAPHQL_URL:
+        try:
+            existing = _existing_ids()
+        except Exception as error:  # the run goes on with random ids only
+            print(f"hooks: could not read existing ids ({error!r}); UUIDs will be random only")
+    if not existing:
+        return random_ids.map(nodes.String)
+    return st.one_of(st.sampled_from(existing), random_ids).map(nodes.String)
+
+
+schemathesis.graphql.scalar("UUID", _uuid_strategy())
