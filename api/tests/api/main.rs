@@ -5,7 +5,9 @@ mod helpers;
 
 mod bad_input;
 mod cache;
+mod hostile;
 mod http;
+mod limits;
 mod mutations;
 mod pagination;
 mod queries;

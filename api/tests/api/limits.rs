@@ -1,0 +1,193 @@
+//! Limits on what one request may ask for, each with its own clear error, while GraphiQL
+//! and code generators keep working under the defaults.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, error_codes, spawn_app, spawn_app_with};
+
+/// What GraphiQL (graphql-js `getIntrospectionQuery` with every option on) sends.
+pub const INTROSPECTION_QUERY: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives {
+      name description isRepeatable locations
+      args(includeDeprecated: true) { ...InputValue }
+    }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) {
+    name description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+      ofType { kind name ofType { kind name } } } } } } } } } }
+}
+"#;
+
+crate::backend_tests!(introspection_works_under_the_default_limits, the_typical_nested_page_fits_the_limits,);
+
+async fn introspection_works_under_the_default_limits(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let body = app.graphql(INTROSPECTION_QUERY, json!({})).await;
+
+    assert!(body.get("errors").is_none(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "UserConnection"));
+}
+
+async fn the_typical_nested_page_fits_the_limits(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let body = app
+        .graphql(
+            "{ users(first: 50) { totalCount pageInfo { endCursor } edges { cursor node { id email profile { bio }
+               posts(first: 10) { nodes { id title author { id email } } } } } } }",
+            json!({}),
+        )
+        .await;
+
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+fn only_code(body: &Value) -> String {
+    let codes = error_codes(body);
+    assert_eq!(codes.len(), 1, "expected one error in {body}");
+    codes[0].clone()
+}
+
+#[tokio::test]
+async fn a_query_nested_too_deep_is_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let deep = "{ users { nodes { posts { nodes { author { posts { nodes { author { posts { nodes { author { posts { nodes { author { id } } } } } } } } } } } } } } }";
+
+    let body = app.graphql(deep, json!({})).await;
+
+    assert_eq!(only_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}
+
+#[tokio::test]
+async fn a_query_too_costly_is_refused_counting_page_sizes() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let costly = "{ users(first: 100) { nodes { posts(first: 100) { nodes { id title content author { id email name } } } } } }";
+    let cheap = "{ users(first: 10) { nodes { posts(first: 10) { nodes { id title content author { id email name } } } } } }";
+
+    let refused = app.graphql(costly, json!({})).await;
+    let accepted = app.graphql(cheap, json!({})).await;
+
+    assert_eq!(only_code(&refused), "QUERY_TOO_COMPLEX", "{refused}");
+    assert!(accepted.get("errors").is_none(), "{accepted}");
+}
+
+#[tokio::test]
+async fn too_many_aliases_or_root_fields_are_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let aliases: String = (0..31).map(|i| format!("a{i}: __typename ")).collect();
+    let roots: String = (0..21).map(|_| "__typename ".to_owned()).collect();
+
+    let alias_body = app.graphql(&format!("{{ {aliases} }}"), json!({})).await;
+    let root_body = app.graphql(&format!("{{ {roots} }}"), json!({})).await;
+
+    assert_eq!(only_code(&alias_body), "QUERY_TOO_COMPLEX", "{alias_body}");
+    assert!(alias_body["errors"][0]["message"].as_str().unwrap().contains("aliases"));
+    assert_eq!(only_code(&root_body), "QUERY_TOO_COMPLEX", "{root_body}");
+}
+
+#[tokio::test]
+async fn a_fragment_bomb_is_refused_before_it_is_expanded() {
+    let app = spawn_app(Backend::Sqlite).await;
+    // F8 expands to 8^8 (16 million) fields, shallow enough for the parser's recursion
+    // limit: walking it would take the validator minutes.
+    let mut document = String::from("query { users { nodes { ...F8 } } }\nfragment F0 on User { id }\n");
+    for i in 1..=8 {
+        let spreads = format!("...F{} ", i - 1).repeat(8);
+        document.push_str(&format!("fragment F{i} on User {{ {spreads} }}\n"));
+    }
+
+    let body = app.graphql(&document, json!({})).await;
+
+    assert_eq!(only_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}
+
+#[tokio::test]
+async fn cyclic_fragments_are_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let document =
+        "query { users { nodes { ...A } } } fragment A on User { ...B } fragment B on User { ...A }";
+
+    let body = app.graphql(document, json!({})).await;
+
+    // The parser's recursion bound meets the cycle before the validator's cycle rule.
+    assert!(
+        ["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"].contains(&only_code(&body).as_str()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_an_oversized_batch_is_400() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.max_body_bytes = 10_000).await;
+    let big = json!({ "query": format!("{{ users {{ totalCount }} }} #{}", "x".repeat(20_000)) });
+    let batch: Vec<Value> = (0..11).map(|_| json!({ "query": "{ __typename }" })).collect();
+
+    let too_big = app.post_graphql(&big).await;
+    let too_many = app.post_graphql(&json!(batch)).await;
+    let empty = app.post_graphql(&json!([])).await;
+
+    assert_eq!(too_big.status(), 413);
+    assert_eq!(error_codes(&too_big.json().await.unwrap()), ["PAYLOAD_TOO_LARGE"]);
+    assert_eq!(too_many.status(), 400);
+    assert_eq!(empty.status(), 400);
+}
+
+#[tokio::test]
+async fn introspection_can_be_turned_off() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.introspection = false).await;
+
+    let body = app.graphql("{ __schema { types { name } } }", json!({})).await;
+    let ordinary = app.graphql("{ users { totalCount } }", json!({})).await;
+
+    assert_eq!(body["data"]["__schema"], Value::Null, "{body}");
+    assert_eq!(ordinary["data"]["users"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn graphql_response_json_clients_get_400_for_documents_that_do_not_validate() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let send = |query: &'static str| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .header("accept", "application/graphql-response+json")
+            .json(&json!({ "query": query }))
+            .send()
+    };
+
+    let invalid = send("{ nope }").await.unwrap();
+    let unparsable = send("{ users { ").await.unwrap();
+    let valid = send("{ users { totalCount } }").await.unwrap();
+
+    assert_eq!(invalid.status(), 400);
+    assert_eq!(invalid.headers()["content-type"], "application/graphql-response+json");
+    assert_eq!(unparsable.status(), 400);
+    assert_eq!(valid.status(), 200);
+}
