@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import urllib.request
@@ -73,37 +72,55 @@ def flatmap_body(context, body):
     """For each field paginated both ways at once, keep forward, backward, or both."""
     if not isinstance(body, graphql.DocumentNode):
         return st.just(body)
-    count = len(_two_way_fields(body))
+    count = 0
+
+    def counting(field):
+        nonlocal count
+        count += _is_two_way(field)
+        return field.arguments
+
+    _rewrite(body, counting)
     if count == 0:
         return st.just(body)
     directions = st.lists(st.sampled_from(["forward", "backward", "both"]), min_size=count, max_size=count)
     return directions.map(lambda chosen: _keep_directions(body, chosen))
 
 
-def _keep_directions(body, chosen):
-    body = copy.deepcopy(body)  # the drawn document may be shared: change a copy
-    for field, direction in zip(_two_way_fields(body), chosen):
-        drop = {"forward": BACKWARD, "backward": FORWARD, "both": frozenset()}[direction]
-        field.arguments = tuple(arg for arg in field.arguments if arg.name.value not in drop)
-    return body
+def _keep_directions(document, chosen):
+    chosen = iter(chosen)
+
+    def arguments(field):
+        if not _is_two_way(field):
+            return field.arguments
+        drop = {"forward": BACKWARD, "backward": FORWARD, "both": frozenset()}[next(chosen)]
+        return tuple(arg for arg in field.arguments if arg.name.value not in drop)
+
+    return _rewrite(document, arguments)
 
 
-def _two_way_fields(document):
-    """Fields with a non-null argument of each direction, in document order."""
-    found = []
+def _is_two_way(field) -> bool:
+    """Whether a field has a non-null pagination argument of each direction."""
+    given = {arg.name.value for arg in field.arguments or () if not isinstance(arg.value, graphql.NullValueNode)}
+    return bool(given & FORWARD and given & BACKWARD)
 
-    def walk(node):
-        if isinstance(node, graphql.FieldNode):
-            given = {arg.name.value for arg in node.arguments or () if not isinstance(arg.value, graphql.NullValueNode)}
-            if given & FORWARD and given & BACKWARD:
-                found.append(node)
-        selection_set = getattr(node, "selection_set", None)
-        for child in selection_set.selections if selection_set else ():
-            walk(child)
 
-    for definition in document.definitions:
-        walk(definition)
-    return found
+def _rewrite(node, arguments):
+    """A copy of `node` whose fields (visited parents first) get `arguments(field)`."""
+    changes = {}
+    if isinstance(node, graphql.FieldNode):
+        changes["arguments"] = arguments(node)
+    if isinstance(node, graphql.DocumentNode):
+        changes["definitions"] = tuple(_rewrite(child, arguments) for child in node.definitions)
+    selection_set = getattr(node, "selection_set", None)
+    if selection_set is not None:
+        selections = tuple(_rewrite(child, arguments) for child in selection_set.selections)
+        changes["selection_set"] = _replace(selection_set, selections=selections)
+    return _replace(node, **changes) if changes else node
+
+
+def _replace(node, **changes):
+    # AST nodes are immutable since graphql-core 3.3: build a new one.
+    return type(node)(**{**{key: getattr(node, key) for key in node.keys}, **changes})
 
 
 def _post(query: str, variables: dict) -> dict:

@@ -460,3 +460,107 @@ impl Drop for RedisServer {
 pub async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.expect("connecting to Redis")
 }
+
+/// A PostgreSQL cluster of the test's own, on a free port, to stop and start again
+/// without disturbing other tests. `None` (the test is skipped, saying so) when the
+/// server binaries are not installed, unless `CI` is set.
+pub struct PostgresServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl PostgresServer {
+    pub async fn start() -> Option<Self> {
+        let Some(bin) = postgres_bin() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL server binaries (initdb, pg_ctl) are needed under CI"
+            );
+            eprintln!("skipped: no PostgreSQL server binaries (initdb, pg_ctl) found");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // The cluster belongs to `postgres` when we are root: initdb refuses to run as root.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = PostgresServer { dir, port, bin };
+        let data = server.data();
+        server.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        server.start_again().await;
+        Some(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let mut command = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let output =
+            command.args(args).current_dir(self.dir.path()).output().expect("running a PostgreSQL tool");
+        assert!(output.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// Starts it (again, after [`stop`](Self::stop)) and waits until it accepts connections.
+    pub async fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);
+    }
+
+    pub fn stop(&mut self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl");
+        let data = self.data();
+        let _ = if is_root() {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(program)
+                .args(["-D", &data, "-m", "immediate", "stop"])
+                .output()
+        } else {
+            std::process::Command::new(program).args(["-D", &data, "-m", "immediate", "stop"]).output()
+        };
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// The directory holding `initdb` and `pg_ctl`: Debian keeps them out of `PATH`.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut candidates: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|version| version.path().join("bin"))
+        .collect();
+    candidates.sort();
+    candidates.reverse();
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    candidates.into_iter().find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+}
