@@ -95,6 +95,11 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
     pub shutdown_grace_secs: u64,
 
+    /// Seconds to keep serving after SIGTERM with `/readyz` answering 503, so a load
+    /// balancer stops sending traffic before the listener closes.
+    #[arg(long, env = "SHUTDOWN_DELAY_SECS", default_value_t = 0, global = true)]
+    pub shutdown_delay_secs: u64,
+
     /// Longest a request may run, in seconds, before it is answered with 408.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..), global = true)]

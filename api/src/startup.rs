@@ -25,7 +25,9 @@ pub struct Application {
     router: axum::Router,
     db: DatabaseConnection,
     draining: Arc<AtomicBool>,
-    /// How long in-flight requests may take to finish once shutdown begins.
+    /// How long to keep serving, unready, once shutdown is asked for.
+    delay: std::time::Duration,
+    /// How long in-flight requests may take to finish once the listener closes.
     grace: std::time::Duration,
 }
 
@@ -49,6 +51,7 @@ impl Application {
             router: router(state),
             db,
             draining,
+            delay: std::time::Duration::from_secs(config.shutdown_delay_secs),
             grace: std::time::Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -79,6 +82,10 @@ impl Application {
             async move {
                 shutdown.await;
                 draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                if !self.delay.is_zero() {
+                    tracing::info!(delay = ?self.delay, "shutting down: unready, still serving");
+                    tokio::time::sleep(self.delay).await;
+                }
                 tracing::info!(grace = ?self.grace, "shutting down: finishing in-flight requests");
                 began.notify_one();
             }

@@ -108,6 +108,33 @@ async fn sigterm_lets_every_in_flight_request_finish_then_exits_cleanly() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_the_shutdown_delay_the_server_is_unready_but_still_serves() {
+    let database = TestDatabase::create(&Backend::Sqlite).await;
+    let mut server = Server::start(database.url(), &[("SHUTDOWN_DELAY_SECS", "2")]);
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("{}/readyz", server.address)).send().await.unwrap().status(), 200);
+
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = client.get(format!("{}/readyz", server.address)).send().await.unwrap();
+    let ready_status = ready.status();
+    let body: Value = ready.json().await.unwrap();
+    let query = client
+        .post(format!("{}/graphql", server.address))
+        .json(&json!({ "query": "{ users { totalCount } }" }))
+        .send()
+        .await
+        .unwrap();
+    let served: Value = query.json().await.unwrap();
+    let status = tokio::task::spawn_blocking(move || server.child.wait()).await.unwrap().unwrap();
+
+    assert_eq!(ready_status, 503);
+    assert_eq!(body["status"], "draining");
+    assert_eq!(served["data"]["users"]["totalCount"], 0);
+    assert!(status.success());
+}
+
 /// Runs `workers` loops of reads until `stop`, counting answers that are not a full,
 /// error-free response.
 fn read_load(
