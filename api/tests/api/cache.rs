@@ -27,17 +27,6 @@ async fn spawn(backend: Backend, cache: &CacheKind) -> TestApp {
     spawn_app_with(backend, |config| use_cache(config, cache)).await
 }
 
-/// Runs a query and returns its body and the SQL statements it cost.
-async fn statements_for(
-    app: &TestApp,
-    query: &str,
-    variables: serde_json::Value,
-) -> (serde_json::Value, u64) {
-    let before = app.counter("db_queries_total").await;
-    let body = app.graphql(query, variables).await;
-    (body, app.counter("db_queries_total").await - before)
-}
-
 const USER: &str = "query($id: UUID!) { user(id: $id) { id email name } }";
 
 async fn a_user_read_twice_costs_no_sql_the_second_time(backend: Backend, cache: CacheKind) {
@@ -45,8 +34,8 @@ async fn a_user_read_twice_costs_no_sql_the_second_time(backend: Backend, cache:
     let id = app.create_user("ada@example.com").await;
     let hits_before = app.counter("cache_hits_total").await;
 
-    let (first, first_statements) = statements_for(&app, USER, json!({ "id": id })).await;
-    let (second, second_statements) = statements_for(&app, USER, json!({ "id": id })).await;
+    let (first, first_statements) = app.graphql_counting_sql(USER, json!({ "id": id })).await;
+    let (second, second_statements) = app.graphql_counting_sql(USER, json!({ "id": id })).await;
 
     assert_eq!(first, second);
     assert_eq!(second["data"]["user"]["email"], "ada@example.com");
@@ -73,10 +62,10 @@ async fn authors_of_many_posts_cost_one_cache_lookup_and_one_statement(backend: 
     let query = "{ posts(first: 100) { nodes { author { email } } } }";
     let misses_before = app.counter("cache_misses_total").await;
 
-    let (cold, cold_statements) = statements_for(&app, query, json!({})).await;
+    let (cold, cold_statements) = app.graphql_counting_sql(query, json!({})).await;
     let misses = app.counter("cache_misses_total").await - misses_before;
     let hits_before = app.counter("cache_hits_total").await;
-    let (warm, warm_statements) = statements_for(&app, query, json!({})).await;
+    let (warm, warm_statements) = app.graphql_counting_sql(query, json!({})).await;
     let hits = app.counter("cache_hits_total").await - hits_before;
 
     assert_eq!(cold["data"]["posts"]["nodes"].as_array().unwrap().len(), 100);
@@ -126,8 +115,9 @@ async fn a_user_found_by_email_is_cached_until_the_email_changes(backend: Backen
     let id = app.create_user("ada@example.com").await;
     let by_email = "query($e: String!) { userByEmail(email: $e) { id email } }";
 
-    let (first, _) = statements_for(&app, by_email, json!({ "e": "ada@example.com" })).await;
-    let (second, second_statements) = statements_for(&app, by_email, json!({ "e": "ADA@example.com" })).await;
+    let (first, _) = app.graphql_counting_sql(by_email, json!({ "e": "ada@example.com" })).await;
+    let (second, second_statements) =
+        app.graphql_counting_sql(by_email, json!({ "e": "ADA@example.com" })).await;
     app.graphql(
         "mutation($id: UUID!) { updateUser(id: $id, input: { email: \"countess@example.com\" }) { id } }",
         json!({ "id": id }),
@@ -202,8 +192,8 @@ async fn with_the_cache_off_every_read_goes_to_the_database() {
     let app = spawn_app_with(Backend::Sqlite, |config| config.cache = api::config::CacheMode::Off).await;
     let id = app.create_user("ada@example.com").await;
 
-    let (_, first) = statements_for(&app, USER, json!({ "id": id })).await;
-    let (body, second) = statements_for(&app, USER, json!({ "id": id })).await;
+    let (_, first) = app.graphql_counting_sql(USER, json!({ "id": id })).await;
+    let (body, second) = app.graphql_counting_sql(USER, json!({ "id": id })).await;
 
     assert_eq!(body["data"]["user"]["email"], "ada@example.com");
     assert_eq!((first, second), (1, 1));

@@ -284,6 +284,14 @@ impl TestApp {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("sending the request")
     }
 
+    /// Runs an operation and returns its body and the SQL statements it cost, read from
+    /// `db_queries_total` (process-wide: nextest runs each test in its own process).
+    pub async fn graphql_counting_sql(&self, query: &str, variables: Value) -> (Value, u64) {
+        let before = self.counter("db_queries_total").await;
+        let body = self.graphql(query, variables).await;
+        (body, self.counter("db_queries_total").await - before)
+    }
+
     /// The `/metrics` page.
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.text().await.expect("a text body")

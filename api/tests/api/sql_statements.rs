@@ -4,36 +4,25 @@
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app_with};
 
 crate::backend_tests!(the_nested_users_query_costs_the_same_few_statements_for_5_and_50_users,);
 
 const NESTED: &str = "query($n: Int!) { users(first: $n) { nodes { id posts(first: 10) { nodes { id author { id } } } profile { bio } } } }";
 
-/// Seeds `n` users with 12 posts and a profile each, with the server's own seed.
+/// Seeds `n` users with 12 posts and a profile each, with the server's own seed. The
+/// user cache is off, so every relation is really loaded.
 async fn seeded(backend: Backend, n: u32) -> TestApp {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, |c| c.cache = api::config::CacheMode::Off).await;
     api::seed::run(&app.db, &api::config::SeedArgs { users: n, posts_per_user: 12 }).await.expect("seeding");
     app
-}
-
-/// Runs the query and returns its body and the SQL statements it cost.
-async fn statements_for(
-    app: &TestApp,
-    query: &str,
-    variables: serde_json::Value,
-) -> (serde_json::Value, u64) {
-    let before = app.counter("db_queries_total").await;
-    let body = app.graphql(query, variables).await;
-    let after = app.counter("db_queries_total").await;
-    (body, after - before)
 }
 
 async fn the_nested_users_query_costs_the_same_few_statements_for_5_and_50_users(backend: Backend) {
     let app = seeded(backend, 50).await;
 
-    let (five, five_statements) = statements_for(&app, NESTED, json!({ "n": 5 })).await;
-    let (fifty, fifty_statements) = statements_for(&app, NESTED, json!({ "n": 50 })).await;
+    let (five, five_statements) = app.graphql_counting_sql(NESTED, json!({ "n": 5 })).await;
+    let (fifty, fifty_statements) = app.graphql_counting_sql(NESTED, json!({ "n": 50 })).await;
 
     assert!(five.get("errors").is_none() && fifty.get("errors").is_none(), "{five} {fifty}");
     let users = fifty["data"]["users"]["nodes"].as_array().unwrap();
