@@ -24,13 +24,6 @@ pub struct Limits {
     pub introspection: bool,
 }
 
-impl Default for Limits {
-    /// The defaults of the command line.
-    fn default() -> Self {
-        crate::config::Config::from_env().limits()
-    }
-}
-
 pub struct DocumentLimits(pub Arc<Limits>);
 
 impl ExtensionFactory for DocumentLimits {
