@@ -34,7 +34,7 @@ use tower_http::{
 
 use crate::{
     graphql::{
-        QuillSchema, Services,
+        self, Limits, QuillSchema, Services,
         loader::{BatchQueue, Loaders},
     },
     telemetry,
@@ -72,6 +72,8 @@ impl From<&crate::config::Config> for HttpSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub schema: QuillSchema,
+    /// The document limits the schema does not check itself.
+    pub limits: Arc<Limits>,
     pub services: Services,
     pub metrics: PrometheusHandle,
     pub http: HttpSettings,
@@ -186,8 +188,20 @@ async fn graphql_get(
 
 async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
     let queue = BatchQueue::default();
-    let batch = batch.data(Arc::new(Loaders::new(&state.services, &queue)));
-    let mut response = queue.run(state.schema.execute_batch(batch)).await;
+    let loaders = Arc::new(Loaders::new(&state.services, &queue));
+    let run = |request: async_graphql::Request| {
+        graphql::execute(&state.schema, &state.limits, request.data(loaders.clone()))
+    };
+    let mut response = queue
+        .run(async {
+            match batch {
+                BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
+                BatchRequest::Batch(requests) => {
+                    BatchResponse::Batch(futures::future::join_all(requests.into_iter().map(run)).await)
+                }
+            }
+        })
+        .await;
     let request_id = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let responses = match &mut response {
         BatchResponse::Single(r) => std::slice::from_mut(r),

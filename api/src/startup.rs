@@ -41,6 +41,7 @@ impl Application {
         let draining = Arc::new(AtomicBool::new(false));
         let state = AppState {
             schema: build_schema(services.clone(), config.limits()),
+            limits: Arc::new(config.limits()),
             http: HttpSettings::from(config),
             services,
             metrics: telemetry::metrics_handle(),

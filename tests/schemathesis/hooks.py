@@ -72,14 +72,7 @@ def flatmap_body(context, body):
     """For each field paginated both ways at once, keep forward, backward, or both."""
     if not isinstance(body, graphql.DocumentNode):
         return st.just(body)
-    count = 0
-
-    def counting(field):
-        nonlocal count
-        count += _is_two_way(field)
-        return field.arguments
-
-    _rewrite(body, counting)
+    count = _count_two_way(body)
     if count == 0:
         return st.just(body)
     directions = st.lists(st.sampled_from(["forward", "backward", "both"]), min_size=count, max_size=count)
@@ -102,6 +95,14 @@ def _is_two_way(field) -> bool:
     """Whether a field has a non-null pagination argument of each direction."""
     given = {arg.name.value for arg in field.arguments or () if not isinstance(arg.value, graphql.NullValueNode)}
     return bool(given & FORWARD and given & BACKWARD)
+
+
+def _count_two_way(node) -> int:
+    count = int(isinstance(node, graphql.FieldNode) and _is_two_way(node))
+    children = list(node.definitions) if isinstance(node, graphql.DocumentNode) else []
+    selection_set = getattr(node, "selection_set", None)
+    children += selection_set.selections if selection_set is not None else ()
+    return count + sum(_count_two_way(child) for child in children)
 
 
 def _rewrite(node, arguments):

@@ -1,89 +1,45 @@
 //! Gives every error in a response an `extensions.code`, so clients can branch on it.
 //!
 //! Our own errors already carry one ([`crate::error::ApiError`]). What is left comes from
-//! async-graphql itself: a query that does not parse, one that fails validation, and
+//! async-graphql itself: a document that fails validation or selects no operation, and
 //! argument values that cannot be coerced (a malformed UUID), which are the client's
-//! input errors.
+//! input errors. This runs once over a finished response, not as an extension: an
+//! extension's per-field hook costs every field of every response.
 
-use std::sync::Arc;
-
-use async_graphql::{
-    Response, ServerError, ServerResult, ValidationResult, Value,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextResolve,
-        NextValidation, ResolveInfo,
-    },
-    parser::types::ExecutableDocument,
-};
+use async_graphql::{Response, ServerError};
 
 /// A request over one of the limits: depth, complexity, aliases, root fields, size.
 pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+/// Codes every error of `response` that has none yet.
+pub fn assign(response: &mut Response) {
+    for error in &mut response.errors {
+        let code = if !error.path.is_empty() {
+            // A field failed without one of our errors: async-graphql rejected an argument.
+            BAD_USER_INPUT
+        } else if error.message.starts_with("Query is nested too deep")
+            || error.message.starts_with("Query is too complex")
+        {
+            // async-graphql's own limits (the version is pinned; a test checks the code).
+            QUERY_TOO_COMPLEX
+        } else {
+            GRAPHQL_VALIDATION_FAILED
+        };
+        set_code_if_missing(error, code);
     }
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        // Whatever is still uncoded failed before execution: an unknown operation name, a
-        // mutation where none is allowed…
-        for error in &mut response.errors {
-            ensure_code(error, "BAD_REQUEST");
-        }
-        response
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &async_graphql::Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|mut error| {
-            ensure_code(&mut error, "GRAPHQL_PARSE_FAILED");
-            error
-        })
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|mut errors| {
-            for error in &mut errors {
-                // async-graphql's own limit errors (the version is pinned; a test checks).
-                let over_limit = error.message.starts_with("Query is nested too deep")
-                    || error.message.starts_with("Query is too complex");
-                ensure_code(error, if over_limit { QUERY_TOO_COMPLEX } else { "GRAPHQL_VALIDATION_FAILED" });
-            }
-            errors
-        })
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        next.run(ctx, info).await.map_err(|mut error| {
-            // Resolvers only return `ApiError`s, which are coded; an uncoded error here is
-            // async-graphql rejecting an argument value.
-            ensure_code(&mut error, "BAD_USER_INPUT");
-            error
-        })
-    }
+/// A request error with this code.
+pub fn error(message: impl Into<String>, code: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    set_code_if_missing(&mut error, code);
+    error
 }
 
-fn ensure_code(error: &mut ServerError, code: &str) {
+pub fn set_code_if_missing(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", code);

@@ -3,15 +3,14 @@
 //! right after parsing, before the validator walks the document, so an alias or fragment
 //! bomb is refused in linear time.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use async_graphql::{
-    ServerError, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    Request, ServerError,
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
-use super::codes::QUERY_TOO_COMPLEX;
+use super::codes::{self, GRAPHQL_PARSE_FAILED, QUERY_TOO_COMPLEX, set_code_if_missing};
 
 /// The limits, from the settings.
 #[derive(Debug, Clone)]
@@ -24,31 +23,14 @@ pub struct Limits {
     pub introspection: bool,
 }
 
-pub struct DocumentLimits(pub Arc<Limits>);
-
-impl ExtensionFactory for DocumentLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimits(self.0.clone()))
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for DocumentLimits {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        check(&document, &self.0).map_err(|message| {
-            let mut error = ServerError::new(message, None);
-            error.extensions.get_or_insert_with(Default::default).set("code", QUERY_TOO_COMPLEX);
-            error
-        })?;
-        Ok(document)
-    }
+/// Parses the request's document and checks it against the counted limits, leaving the
+/// parsed document in the request so async-graphql does not parse it again.
+pub fn prepare(request: &mut Request, limits: &Limits) -> Result<(), ServerError> {
+    let document = request.parsed_query().map_err(|mut error| {
+        set_code_if_missing(&mut error, GRAPHQL_PARSE_FAILED);
+        error
+    })?;
+    check(document, limits).map_err(|message| codes::error(message, QUERY_TOO_COMPLEX))
 }
 
 fn check(document: &ExecutableDocument, limits: &Limits) -> Result<(), String> {

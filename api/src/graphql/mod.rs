@@ -10,4 +10,4 @@ pub mod schema;
 mod types;
 
 pub use limits::Limits;
-pub use schema::{QuillSchema, Services, build_schema, sdl};
+pub use schema::{QuillSchema, Services, build_schema, execute, sdl};

@@ -5,11 +5,11 @@ use sea_orm::DatabaseConnection;
 
 use crate::cache::UserCache;
 
-use std::sync::Arc;
+use async_graphql::{Request, Response};
 
 use super::{
-    codes::ErrorCodes,
-    limits::{DocumentLimits, Limits},
+    codes,
+    limits::{self, Limits},
     loader::Loaders,
     mutation::MutationRoot,
     query::QueryRoot,
@@ -33,7 +33,7 @@ pub fn build_schema(services: Services, limits: Limits) -> QuillSchema {
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
-    builder.extension(DocumentLimits(Arc::new(limits))).finish()
+    builder.finish()
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.
@@ -42,7 +42,17 @@ pub fn sdl() -> String {
 }
 
 fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).extension(ErrorCodes)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+}
+
+/// Executes one request: parse and count-check it, run it, code every error.
+pub async fn execute(schema: &QuillSchema, limits: &Limits, mut request: Request) -> Response {
+    let mut response = match limits::prepare(&mut request, limits) {
+        Ok(()) => schema.execute(request).await,
+        Err(error) => Response::from_errors(vec![error]),
+    };
+    codes::assign(&mut response);
+    response
 }
 
 /// The shared services; every schema that executes requests is built with them.

@@ -347,7 +347,17 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
                 .get(format!("{}/graphql?{query}", app.address))
                 .header("apollo-require-preflight", "true"),
         };
-        let response = request.send().await.unwrap_or_else(|e| panic!("attempt {i}: no response: {e}"));
+        let oversized = matches!(attempt, Attempt::Graphql(body) if body.to_string().len() > 1024 * 1024);
+        let response = match request.send().await {
+            Ok(response) => response,
+            // The server answers 413 before reading an oversized body and closes the
+            // connection, so the client may fail writing the rest instead of reading it.
+            Err(e) if oversized => {
+                eprintln!("attempt {i}: oversized body cut off: {e}");
+                continue;
+            }
+            Err(e) => panic!("attempt {i}: no response: {e}"),
+        };
         let status = response.status();
         let text = response.text().await.unwrap();
         assert!(!status.is_server_error(), "attempt {i}: {status} {text:.300}");
