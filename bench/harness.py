@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Quill's benchmark: Quill and its peers side by side, on one seeded database, one table.
+
+Run it through `bench/run` (see BENCHMARKS.md). Everything stays on this machine: the
+servers bind to 127.0.0.1, wrk and pgbench talk to them there, every run is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PEERS = BENCH / "peers"
+RESULTS = BENCH / "results"
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+DATABASE = "quill_bench"
+QUERIES = ["q1", "q2", "q3_first", "q3", "q4"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=True, **kwargs)
+
+
+def psql(database_url: str, sql: str) -> str:
+    return run(["psql", database_url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql], capture_output=True, text=True).stdout
+
+
+def database_url(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: dict, timeout: float = 10) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def pointer(document, path: str):
+    for part in path.strip("/").split("/"):
+        document = document[int(part)] if isinstance(document, list) else document[part]
+    return document
+
+
+def count_keys(document, key: str) -> int:
+    if isinstance(document, dict):
+        return sum((k == key) + count_keys(v, key) for k, v in document.items())
+    if isinstance(document, list):
+        return sum(count_keys(v, key) for v in document)
+    return 0
+
+
+@dataclass
+class Server:
+    name: str
+    spec: dict
+    directory: Path
+    port: int = 0
+    process: subprocess.Popen | None = None
+    cursor_900: str | None = None
+    log_file: object = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def install(self) -> None:
+        command = self.spec.get("install")
+        if not command:
+            return
+        marker = self.directory / "node_modules" / ".package-lock.json"
+        lock = self.directory / "package-lock.json"
+        if marker.exists() and lock.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
+            return
+        log(f"installing {self.name}: {' '.join(command)}")
+        run(command, cwd=self.directory, stdout=subprocess.DEVNULL)
+
+    def start(self, env: dict) -> None:
+        self.port = free_port()
+        command = [part.replace("<QUILL_BIN>", env["QUILL_BIN"]) for part in self.spec["start"]]
+        process_env = {**os.environ, **env, **self.spec.get("env", {})}
+        process_env.update(PORT=str(self.port), BIND_ADDR=f"127.0.0.1:{self.port}")
+        self.log_file = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            command, cwd=self.directory, env=process_env, stdout=self.log_file, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log_file.seek(0)
+                raise SystemExit(f"{self.name} exited at start:\n{self.log_file.read().decode(errors='replace')}")
+            try:
+                if "errors" not in post(self.url, {"query": "{ __typename }"}, timeout=2):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"{self.name} did not answer on {self.url}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def cpu_ticks(self) -> int:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def substitute(value, user_ids: list[str], server: Server):
+    if isinstance(value, dict):
+        return {k: substitute(v, user_ids, server) for k, v in value.items()}
+    if value == "<USER_ID>":
+        return user_ids[0]
+    if value == "<CURSOR_900>":
+        return server.cursor_900
+    if value == "<NEW_UUID>":
+        import uuid
+
+        return str(uuid.uuid4())
+    return value
+
+
+def resolve_cursor(server: Server) -> None:
+    spec = server.spec["cursor"]
+    cursor = None
+    for _ in range(9):
+        cursor = pointer(post(server.url, {"query": spec["query"], "variables": {"after": cursor}}), spec["endCursor"])
+    server.cursor_900 = cursor
+
+
+def verify(server: Server, user_ids: list[str], ninth_hundred: str, title: str) -> None:
+    """Every answer must be complete and error-free before it is timed."""
+    for query in QUERIES:
+        spec = server.spec["queries"][query]
+        variables = substitute(spec["variables"], user_ids, server)
+        if query == "q4":
+            variables = {k: (title if v == "bench post" else v) for k, v in variables.items()}
+        body = post(server.url, {"query": spec["query"], "variables": variables})
+        problem = None
+        if body.get("errors"):
+            problem = f"errors: {body['errors']}"
+        elif query == "q1" and (count_keys(body, "title") != 500 or count_keys(body, "email") != 550):
+            problem = f"{count_keys(body, 'title')} titles, {count_keys(body, 'email')} emails (want 500, 550)"
+        elif query == "q2" and count_keys(body, "email") != 1:
+            problem = "no user"
+        elif query in ("q3", "q3_first") and count_keys(body, "email") != 20:
+            problem = f"{count_keys(body, 'email')} users (want 20)"
+        elif query == "q3" and not all(i > ninth_hundred for i in ids_in(body)):
+            problem = "the page after 900 users holds users of the first 900"
+        if problem:
+            raise SystemExit(f"{server.name} {query}: {problem}\n{json.dumps(body)[:500]}")
+    psql(database_url(DATABASE), f"DELETE FROM posts WHERE title = '{title}'")
+
+
+def ids_in(document) -> list[str]:
+    found = []
+    if isinstance(document, dict):
+        for k, v in document.items():
+            if k == "id" and isinstance(v, str):
+                found.append(v)
+            else:
+                found.extend(ids_in(v))
+    elif isinstance(document, list):
+        for v in document:
+            found.extend(ids_in(v))
+    return found
+
+
+def lua_script(server: Server, query: str, user_ids: list[str], rate_per_connection: float | None, title: str) -> str:
+    spec = server.spec["queries"][query]
+    template = json.dumps({"query": spec["query"], "variables": spec["variables"]})
+    if query == "q4":
+        template = template.replace('"bench post"', json.dumps(title))
+    lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
+    dynamic = "<USER_ID>" in template or "<NEW_UUID>" in template
+    template = template.replace("<CURSOR_900>", server.cursor_900 or "")
+    if not dynamic:
+        lines.append(f"wrk.body = {lua_string(template)}")
+    else:
+        lines.append("local ids = {" + ",".join(lua_string(i) for i in user_ids) + "}")
+        lines.append(f"local template = {lua_string(template)}")
+        lines.append("local n = 0")
+        lines.append("math.randomseed(os.time())")
+        lines.append(
+            "local function uuid() return (string.gsub('xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx', '[xy]', function(c) "
+            "local v = (c == 'x') and math.random(0, 15) or math.random(8, 11) return string.format('%x', v) end)) end"
+        )
+        lines.append(
+            "function request() n = n + 1 local id = ids[(n % #ids) + 1] "
+            "local body = string.gsub(template, '<USER_ID>', id) body = string.gsub(body, '<NEW_UUID>', uuid()) "
+            "return wrk.format(nil, nil, nil, body) end"
+        )
+    if rate_per_connection:
+        lines.append(f"function delay() return {1000 / rate_per_connection:.3f} end")
+    return "\n".join(lines) + "\n"
+
+
+def lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def parse_wrk(output: str) -> dict:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+
+    def percentile(p: str) -> float:
+        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {
+        "rps": rps,
+        "requests": requests,
+        "failed": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, errors.groups())) if errors else 0),
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+    }
+
+
+def metric(server: Server, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+@dataclass
+class Measurement:
+    server: str
+    query: str
+    runs: list[dict] = field(default_factory=list)
+
+
+def measure(server: Server, query: str, args, user_ids: list[str], title: str) -> dict:
+    rate = args.q4_rate / args.connections if query == "q4" else None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua_script(server, query, user_ids, rate, title))
+    wrk = ["wrk", "-t1", f"-c{args.connections}", "--latency", "-s", script.name, server.url]
+    try:
+        if args.warmup:
+            run(wrk[:3] + [f"-d{args.warmup}s"] + wrk[3:], capture_output=True)
+        ticks = server.cpu_ticks()
+        sql = metric(server, "db_queries_total") if server.name == "quill" else None
+        output = run(wrk[:3] + [f"-d{args.duration}s"] + wrk[3:], capture_output=True, text=True).stdout
+        result = parse_wrk(output)
+        cpu_ms = (server.cpu_ticks() - ticks) * 1000 / CLK_TCK
+        result["cpu_ms_per_req"] = cpu_ms / max(result["requests"], 1)
+        result["rss_mb"] = server.peak_rss_mb()
+        result["sql_per_req"] = (metric(server, "db_queries_total") - sql) / max(result["requests"], 1) if sql is not None else None
+        return result
+    finally:
+        os.unlink(script.name)
+
+
+def measure_pgbench(args) -> dict:
+    with tempfile.TemporaryDirectory() as logs:
+        command = ["pgbench", "-n", f"-c{args.connections}", "-j2", f"-T{args.duration}", "-f", str(BENCH / "pgbench-q1.sql"), "-l", "--log-prefix", f"{logs}/tx", database_url(DATABASE)]
+        if args.warmup:
+            run(command[:3] + ["-j2", f"-T{args.warmup}", "-f", str(BENCH / "pgbench-q1.sql"), database_url(DATABASE)], capture_output=True)
+        output = run(command, capture_output=True, text=True).stdout
+        latencies = sorted(
+            int(line.split()[2]) / 1000 for path in Path(logs).iterdir() for line in path.read_text().splitlines()
+        )
+    tps = float(re.search(r"tps = ([\d.]+)", output).group(1))
+    return {
+        "rps": tps,
+        "requests": len(latencies),
+        "failed": 0,
+        "p50_ms": latencies[len(latencies) // 2],
+        "p99_ms": latencies[int(len(latencies) * 0.99)],
+        "cpu_ms_per_req": None,
+        "rss_mb": None,
+        "sql_per_req": 3,
+    }
+
+
+def summarise(measurement: Measurement) -> dict:
+    runs = measurement.runs
+    rps = [r["rps"] for r in runs]
+    median_run = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+    def median(key):
+        values = [r[key] for r in runs if r[key] is not None]
+        return round(statistics.median(values), 3) if values else None
+
+    return {
+        "server": measurement.server,
+        "query": measurement.query,
+        "rps": round(statistics.median(rps), 1),
+        "rps_min": round(min(rps), 1),
+        "rps_max": round(max(rps), 1),
+        "p50_ms": median("p50_ms"),
+        "p99_ms": median("p99_ms"),
+        "cpu_ms_per_req": median("cpu_ms_per_req"),
+        "rss_mb": round(max(r["rss_mb"] for r in runs), 1) if runs[0]["rss_mb"] is not None else None,
+        "sql_per_req": median("sql_per_req"),
+        "requests": sum(r["requests"] for r in runs),
+        "failed": sum(r["failed"] for r in runs),
+        **({"rows_written": median_run.get("rows_written")} if "rows_written" in median_run else {}),
+    }
+
+
+def span(row: dict) -> str:
+    return f"{row['rps_min']:.0f}..{row['rps_max']:.0f}"
+
+
+def table(rows: list[dict]) -> str:
+    header = f"{'server':<13}{'query':<9}{'req/s':>10}{'range':>19}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}{'rss MB':>8}{'sql/req':>9}"
+    lines = [header, "-" * len(header)]
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)
+    for r in rows:
+        lines.append(
+            f"{r['server']:<13}{r['query']:<9}{r['rps']:>10.1f}{span(r):>19}"
+            f"{fmt(r['p50_ms'], '.2f'):>9}{fmt(r['p99_ms'], '.2f'):>9}{fmt(r['cpu_ms_per_req'], '.3f'):>12}"
+            f"{fmt(r['rss_mb'], '.1f'):>8}{fmt(r['sql_per_req'], '.2f'):>9}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--servers", default="quill,node-apollo,postgraphile,pgbench")
+    parser.add_argument("--queries", default="q1,q2,q3_first,q3,q4")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up before each measurement")
+    parser.add_argument("--duration", type=int, default=15, help="seconds measured")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--q4-rate", type=float, default=400, help="createPost requests per second, all connections")
+    parser.add_argument("--smoke", action="store_true", help="Quill alone, short runs, one repetition (CI)")
+    parser.add_argument("--output", default=str(RESULTS / "latest.json"))
+    args = parser.parse_args()
+    if args.smoke:
+        args.servers, args.reps, args.warmup, args.duration = "quill", 1, 1, 2
+        args.output = str(Path(tempfile.gettempdir()) / "quill-bench-smoke.json")
+    names = args.servers.split(",")
+    queries = args.queries.split(",")
+
+    if not shutil.which("wrk"):
+        log("installing wrk")
+        run(["apt-get", "install", "-y", "-qq", "wrk"], stdout=subprocess.DEVNULL)
+
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    log("building Quill (release)")
+    run(["cargo", "build", "--release", "--locked", "-q", "-p", "api"], cwd=ROOT)
+    quill_bin = str(target / "release" / "api")
+
+    log(f"creating and seeding the database {DATABASE}")
+    psql(PG_ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    psql(PG_ADMIN, f"CREATE DATABASE {DATABASE}")
+    env = {"DATABASE_URL": database_url(DATABASE), "REDIS_URL": REDIS_URL, "QUILL_BIN": quill_bin}
+    run([quill_bin, "seed", "--users", "1000", "--posts-per-user", "10"], env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    user_ids = psql(env["DATABASE_URL"], "SELECT id FROM users ORDER BY id").split()
+    ninth_hundred = user_ids[899]
+
+    servers: list[Server] = []
+    for name in names:
+        if name == "pgbench":
+            continue
+        spec_path = BENCH / "quill.json" if name == "quill" else PEERS / name / "bench.json"
+        spec = json.loads(spec_path.read_text())
+        servers.append(Server(name, spec, ROOT if name == "quill" else PEERS / name))
+    measurements: dict[tuple[str, str], Measurement] = {}
+    try:
+        for server in servers:
+            server.install()
+            server.start(env)
+            resolve_cursor(server)
+            verify(server, user_ids, ninth_hundred, f"verify {server.name}")
+            log(f"{server.name} answers every query completely on {server.url}")
+        for rep in range(args.reps):
+            for query in queries:
+                for server in servers:
+                    log(f"rep {rep + 1}/{args.reps}: {server.name} {query}")
+                    title = f"bench {server.name} {rep}"
+                    result = measure(server, query, args, user_ids, title)
+                    if query == "q4":
+                        time.sleep(0.5)
+                        result["rows_written"] = int(psql(env["DATABASE_URL"], f"SELECT count(*) FROM posts WHERE title = '{title}'"))
+                        lost = result["requests"] - result["failed"] - result["rows_written"]
+                        if lost > 0:
+                            raise SystemExit(f"{server.name} q4: {lost} acknowledged posts are missing")
+                    measurements.setdefault((server.name, query), Measurement(server.name, query)).runs.append(result)
+                if query == "q1" and "pgbench" in names:
+                    log(f"rep {rep + 1}/{args.reps}: pgbench q1")
+                    measurements.setdefault(("pgbench", "q1"), Measurement("pgbench", "q1")).runs.append(measure_pgbench(args))
+    finally:
+        for server in servers:
+            server.stop()
+
+    rows = [summarise(m) for m in measurements.values()]
+    order = {name: i for i, name in enumerate(names)}
+    rows.sort(key=lambda r: (queries.index(r["query"]), order.get(r["server"], 99)))
+    failed = [r for r in rows if r["failed"]]
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(rows, indent=2) + "\n")
+    print(table(rows))
+    print(f"\nwritten to {os.path.relpath(args.output, ROOT) if args.output.startswith(str(ROOT)) else args.output}")
+    if failed:
+        raise SystemExit(f"failed requests: {[(r['server'], r['query'], r['failed']) for r in failed]}")
+    if args.smoke:
+        q1 = next(r for r in rows if r["server"] == "quill" and r["query"] == "q1")
+        if q1["sql_per_req"] is None or q1["sql_per_req"] > 4:
+            raise SystemExit(f"q1 costs {q1['sql_per_req']} SQL statements per request; at most 4 expected")
+        print(f"smoke: {len(rows)} measurements, no failed request, q1 at {q1['sql_per_req']:.2f} SQL statements per request")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+// Node.js reference server for the Quill benchmark: Apollo Server 5 (standalone),
+// node-postgres, DataLoader and an ioredis cache-aside for users, written the way a
+// typical Node.js team would write it.
+//
+//   PORT=4010 DATABASE_URL=postgres://... REDIS_URL=redis://... NODE_ENV=production node server.js
+//
+// REDIS_URL is optional: without it users are read from PostgreSQL every time.
+
+import { randomUUID } from 'node:crypto';
+
+import { ApolloServer } from '@apollo/server';
+import { startStandaloneServer } from '@apollo/server/standalone';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { unwrapResolverError } from '@apollo/server/errors';
+import DataLoader from 'dataloader';
+import { GraphQLError } from 'graphql';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+const PORT = Number.parseInt(process.env.PORT ?? '4000', 10);
+const DATABASE_URL = process.env.DATABASE_URL;
+const REDIS_URL = process.env.REDIS_URL;
+const CACHE_TTL_SECONDS = 3600;
+const CACHE_PREFIX = 'node:v1:user:';
+// Bound on every Redis command: past it the request is served from the database.
+const REDIS_COMMAND_TIMEOUT_MS = Number.parseInt(process.env.REDIS_COMMAND_TIMEOUT_MS ?? '1000', 10);
+
+const DEFAULT_PAGE_SIZE = 20;
+const MAX_PAGE_SIZE = 100;
+
+if (!DATABASE_URL) {
+  console.error('DATABASE_URL is required');
+  process.exit(1);
+}
+if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) {
+  console.error(`PORT must be a port number, got ${process.env.PORT}`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL
+
+const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 20 });
+pool.on('error', (err) => {
+  // An idle client lost its connection; the pool replaces it.
+  console.error('postgres pool error:', err.message);
+});
+
+// ---------------------------------------------------------------------------
+// Redis (cache-aside for users; any Redis failure falls back to the database)
+
+let redis = null;
+let lastRedisWarning = 0;
+function warnRedis(err) {
+  const now = Date.now();
+  if (now - lastRedisWarning > 10_000) {
+    lastRedisWarning = now;
+    console.warn('redis unavailable, using the database:', err?.message ?? err);
+  }
+}
+
+if (REDIS_URL) {
+  redis = new Redis(REDIS_URL, {
+    // Fail fast instead of queueing commands while Redis is down.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+  });
+  redis.on('error', warnRedis);
+}
+
+const userKey = (id) => `${CACHE_PREFIX}${id}`;
+
+async function cacheGetUsers(ids) {
+  const found = new Map();
+  if (!redis || ids.length === 0) return found;
+  try {
+    const values = await redis.mget(ids.map(userKey));
+    values.forEach((value, i) => {
+      if (value == null) return;
+      try {
+        found.set(ids[i], JSON.parse(value));
+      } catch {
+        // An unreadable entry is a miss; the write-back replaces it.
+      }
+    });
+  } catch (err) {
+    warnRedis(err);
+  }
+  return found;
+}
+
+async function cachePutUsers(users) {
+  if (!redis || users.length === 0) return;
+  try {
+    const pipeline = redis.pipeline();
+    for (const user of users) {
+      pipeline.set(userKey(user.id), JSON.stringify(user), 'EX', CACHE_TTL_SECONDS);
+    }
+    await pipeline.exec();
+  } catch (err) {
+    warnRedis(err);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function parseUuid(value) {
+  return typeof value === 'string' && UUID_RE.test(value) ? value.toLowerCase() : null;
+}
+
+function badInput(message) {
+  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
+}
+
+function pageSize(first, argument = 'first') {
+  if (first == null) return DEFAULT_PAGE_SIZE;
+  if (first < 1 || first > MAX_PAGE_SIZE) {
+    throw badInput(`\`${argument}\` must be between 1 and ${MAX_PAGE_SIZE}, got ${first}`);
+  }
+  return first;
+}
+
+const encodeCursor = (id) => Buffer.from(id, 'utf8').toString('base64');
+
+function decodeCursor(cursor) {
+  const id = cursor.length <= 100 ? parseUuid(Buffer.from(cursor, 'base64').toString('utf8')) : null;
+  if (!id) throw badInput('invalid cursor');
+  return id;
+}
+
+function toUser(row) {
+  return { id: row.id, email: row.email, name: row.name };
+}
+
+function toPost(row) {
+  return { id: row.id, title: row.title, content: row.content, authorId: row.author_id };
+}
+
+// ---------------------------------------------------------------------------
+// DataLoaders (new ones for every request)
+
+async function batchUsers(ids) {
+  const cached = await cacheGetUsers(ids);
+  const misses = ids.filter((id) => !cached.has(id));
+  if (misses.length > 0) {
+    const { rows } = await pool.query(
+      'SELECT id, email, name FROM users WHERE id = ANY($1::uuid[])',
+      [misses],
+    );
+    const loaded = rows.map(toUser);
+    for (const user of loaded) cached.set(user.id, user);
+    await cachePutUsers(loaded);
+  }
+  return ids.map((id) => cached.get(id) ?? null);
+}
+
+async function batchProfiles(userIds) {
+  const { rows } = await pool.query(
+    'SELECT user_id, bio FROM profiles WHERE user_id = ANY($1::uuid[])',
+    [userIds],
+  );
+  const byUser = new Map(rows.map((row) => [row.user_id, { bio: row.bio }]));
+  return userIds.map((id) => byUser.get(id) ?? null);
+}
+
+// The newest `first` posts of each author in the batch, in one statement.
+function postsByAuthorBatch(first) {
+  return async (authorIds) => {
+    const { rows } = await pool.query(
+      `SELECT id, title, content, author_id
+         FROM (SELECT id, title, content, author_id, created_at,
+                      ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY created_at DESC, id DESC) AS rn
+                 FROM posts
+                WHERE author_id = ANY($1::uuid[])) ranked
+        WHERE rn <= $2
+        ORDER BY author_id, rn`,
+      [authorIds, first],
+    );
+    const byAuthor = new Map(authorIds.map((id) => [id, []]));
+    for (const row of rows) byAuthor.get(row.author_id)?.push(toPost(row));
+    return authorIds.map((id) => byAuthor.get(id));
+  };
+}
+
+function createLoaders() {
+  const postsByFirst = new Map();
+  return {
+    user: new DataLoader(batchUsers),
+    profile: new DataLoader(batchProfiles),
+    // One loader per page size, so that a batch shares one LIMIT.
+    postsByAuthor(first) {
+      let loader = postsByFirst.get(first);
+      if (!loader) {
+        loader = new DataLoader(postsByAuthorBatch(first));
+        postsByFirst.set(first, loader);
+      }
+      return loader;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Schema
+
+const typeDefs = `#graphql
+  type Query {
+    user(id: ID!): User
+    users(first: Int, after: String): UserConnection!
+  }
+
+  type Mutation {
+    createPost(input: CreatePostInput!): Post!
+  }
+
+  input CreatePostInput {
+    authorId: ID!
+    title: String!
+    content: String
+  }
+
+  type User {
+    id: ID!
+    email: String!
+    name: String
+    profile: Profile
+    posts(first: Int): PostConnection!
+  }
+
+  type Profile {
+    bio: String
+  }
+
+  type Post {
+    id: ID!
+    title: String!
+    content: String
+    author: User!
+  }
+
+  type UserConnection {
+    nodes: [User!]!
+    pageInfo: PageInfo!
+  }
+
+  type PostConnection {
+    nodes: [Post!]!
+  }
+
+  type PageInfo {
+    endCursor: String
+    hasNextPage: Boolean!
+  }
+`;
+
+const resolvers = {
+  Query: {
+    user(_parent, { id }, { loaders }) {
+      const uuid = parseUuid(id);
+      return uuid ? loaders.user.load(uuid) : null;
+    },
+
+    async users(_parent, { first, after }) {
+      const limit = pageSize(first);
+      const afterId = after == null ? null : decodeCursor(after);
+      const { rows } = afterId
+        ? await pool.query(
+            'SELECT id, email, name FROM users WHERE id > $1 ORDER BY id LIMIT $2',
+            [afterId, limit + 1],
+          )
+        : await pool.query('SELECT id, email, name FROM users ORDER BY id LIMIT $1', [limit + 1]);
+      const hasNextPage = rows.length > limit;
+      const nodes = rows.slice(0, limit).map(toUser);
+      return {
+        nodes,
+        pageInfo: {
+          endCursor: nodes.length > 0 ? encodeCursor(nodes[nodes.length - 1].id) : null,
+          hasNextPage,
+        },
+      };
+    },
+  },
+
+  Mutation: {
+    async createPost(_parent, { input }) {
+      const authorId = parseUuid(input.authorId);
+      if (!authorId) throw badInput('`authorId` is not a valid id');
+      try {
+        const { rows } = await pool.query(
+          `INSERT INTO posts (id, title, content, author_id)
+           VALUES ($1, $2, $3, $4)
+           RETURNING id, title, content, author_id`,
+          [randomUUID(), input.title, input.content ?? null, authorId],
+        );
+        return toPost(rows[0]);
+      } catch (err) {
+        if (err.code === '23503') {
+          throw new GraphQLError('no such author', { extensions: { code: 'NOT_FOUND' } });
+        }
+        throw err;
+      }
+    },
+  },
+
+  User: {
+    profile(user, _args, { loaders }) {
+      return loaders.profile.load(user.id);
+    },
+    async posts(user, { first }, { loaders }) {
+      const nodes = await loaders.postsByAuthor(pageSize(first)).load(user.id);
+      return { nodes };
+    },
+  },
+
+  Post: {
+    async author(post, _args, { loaders }) {
+      const author = await loaders.user.load(post.authorId);
+      if (!author) throw new Error(`post ${post.id} has no author`);
+      return author;
+    },
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Server
+
+const server = new ApolloServer({
+  typeDefs,
+  resolvers,
+  introspection: false,
+  includeStacktraceInErrorResponses: false,
+  plugins: [ApolloServerPluginLandingPageDisabled()],
+  formatError(formatted, error) {
+    // Errors we did not raise on purpose (database, bugs) are logged, not shown.
+    if (formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') {
+      console.error('internal error:', unwrapResolverError(error));
+      return {
+        message: 'Internal server error',
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: 'INTERNAL_SERVER_ERROR' },
+      };
+    }
+    return formatted;
+  },
+});
+
+const { url } = await startStandaloneServer(server, {
+  listen: { host: '127.0.0.1', port: PORT },
+  context: async () => ({ loaders: createLoaders() }),
+});
+
+console.log(`node-apollo listening at ${url}`);
