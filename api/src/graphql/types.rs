@@ -53,7 +53,9 @@ impl User {
         let page = Page::from_args(first, after, last, before)?;
         let key = AuthorPage { author: self.id, page };
         let found = loaders(ctx).author_posts.load_one(key).await?.unwrap_or_default();
-        Ok(PostConnection::new(found.posts, &page, found.more, Total::PostsOf(self.id)))
+        // Each of these posts' author is this user: no need to look it up again.
+        let posts = found.posts.into_iter().map(|p| Post::by(p, self.clone())).collect();
+        Ok(PostConnection::new::<Post, _>(posts, &page, found.more, Total::PostsOf(self.id)))
     }
 }
 
@@ -68,6 +70,16 @@ pub struct Post {
     pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
     pub author_id: Uuid,
+    /// The author, when the post was reached through them.
+    #[graphql(skip)]
+    pub known_author: Option<User>,
+}
+
+impl Post {
+    /// A post listed under its author.
+    fn by(model: post::Model, author: User) -> Self {
+        Self { known_author: Some(author), ..Self::from(model) }
+    }
 }
 
 impl From<post::Model> for Post {
@@ -79,6 +91,7 @@ impl From<post::Model> for Post {
             created_at: m.created_at,
             updated_at: m.updated_at,
             author_id: m.author_id,
+            known_author: None,
         }
     }
 }
@@ -87,6 +100,9 @@ impl From<post::Model> for Post {
 impl Post {
     /// Who wrote it.
     async fn author(&self, ctx: &Context<'_>) -> Result<User> {
+        if let Some(author) = &self.known_author {
+            return Ok(author.clone());
+        }
         loaders(ctx)
             .users
             .load_one(self.author_id)
