@@ -28,7 +28,6 @@ use serde_json::json;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -90,7 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn(record_duration))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+        .layer(middleware::from_fn_with_state(settings.request_timeout, time_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let request_id = request.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -323,6 +322,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!(telemetry::DB_POOL_CONNECTIONS).set(f64::from(open));
     metrics::gauge!(telemetry::DB_POOL_IDLE_CONNECTIONS).set(idle as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// Answers a request that runs past the time limit with a coded 408; its work is dropped
+/// (a transaction in flight rolls back).
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "TIMEOUT",
+            &format!("the request took longer than {} s", limit.as_secs_f64()),
+        ),
+    }
 }
 
 /// Records the request-duration histogram, labelled by route, method and status.

@@ -274,6 +274,33 @@ async fn an_exhausted_pool_answers_with_a_clear_error_instead_of_hanging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_time_limit_is_answered_408() {
+    let app = spawn_app_with(Backend::postgres_if_set(), |c| {
+        c.db_max_connections = 1;
+        c.db_connect_timeout_secs = 5;
+        c.request_timeout_secs = 1;
+        c.cache = api::config::CacheMode::Off;
+    })
+    .await;
+    let id = app.create_user("ada@example.com").await;
+    let query =
+        json!({ "query": "query($id: UUID!) { user(id: $id) { email } }", "variables": { "id": id } });
+    // Holding the only connection makes the request wait longer than the time limit.
+    let held = sea_orm::TransactionTrait::begin(&app.db).await.unwrap();
+
+    let started = Instant::now();
+    let response = app.post_graphql(&query).await;
+    let waited = started.elapsed();
+    drop(held);
+
+    assert_eq!(response.status(), 408);
+    assert_eq!(error_codes(&response.json().await.unwrap()), ["TIMEOUT"]);
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    let after: Value = app.post_graphql(&query).await.json().await.unwrap();
+    assert_eq!(after["data"]["user"]["email"], "ada@example.com", "the server goes on serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_lose_no_rows_under_load() {
     let app = Arc::new(spawn_app_with(Backend::postgres_if_set(), |_| {}).await);
     let author = app.create_user("ada@example.com").await;
