@@ -1,5 +1,7 @@
 //! The object and input types of the schema, and the Relay connections over them.
 
+use std::sync::Arc;
+
 use async_graphql::{ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{post, profile, user};
@@ -54,7 +56,8 @@ impl User {
         let key = AuthorPage { author: self.id, page };
         let found = loaders(ctx).author_posts.load_one(key).await?.unwrap_or_default();
         // Each of these posts' author is this user: no need to look it up again.
-        let posts = found.posts.into_iter().map(|p| Post::by(p, self.clone())).collect();
+        let author = Arc::new(self.clone());
+        let posts = found.posts.into_iter().map(|p| Post::by(p, author.clone())).collect();
         Ok(PostConnection::new::<Post, _>(posts, &page, found.more, Total::PostsOf(self.id)))
     }
 }
@@ -72,12 +75,12 @@ pub struct Post {
     pub author_id: Uuid,
     /// The author, when the post was reached through them.
     #[graphql(skip)]
-    pub known_author: Option<User>,
+    pub known_author: Option<Arc<User>>,
 }
 
 impl Post {
     /// A post listed under its author.
-    fn by(model: post::Model, author: User) -> Self {
+    fn by(model: post::Model, author: Arc<User>) -> Self {
         Self { known_author: Some(author), ..Self::from(model) }
     }
 }
@@ -99,7 +102,7 @@ impl From<post::Model> for Post {
 #[ComplexObject]
 impl Post {
     /// Who wrote it.
-    async fn author(&self, ctx: &Context<'_>) -> Result<User> {
+    async fn author(&self, ctx: &Context<'_>) -> Result<Arc<User>> {
         if let Some(author) = &self.known_author {
             return Ok(author.clone());
         }
@@ -107,7 +110,7 @@ impl Post {
             .users
             .load_one(self.author_id)
             .await?
-            .map(User::from)
+            .map(|m| Arc::new(User::from(m)))
             // The foreign key cascades deletes, so only a delete racing this read gets here.
             .ok_or_else(|| {
                 ApiError::not_found(format!("the author of post {} no longer exists", self.id)).into()
@@ -181,7 +184,8 @@ macro_rules! connection {
         #[doc = concat!("A page of ", $what, ", Relay style.")]
         pub struct $connection {
             nodes: Vec<$node>,
-            page_info: PageInfo,
+            has_next_page: bool,
+            has_previous_page: bool,
             total: Total,
         }
 
@@ -189,13 +193,7 @@ macro_rules! connection {
             pub fn new<M: Into<$node>, K>(rows: Vec<M>, page: &Page<K>, more: bool, total: Total) -> Self {
                 let nodes: Vec<$node> = rows.into_iter().map(Into::into).collect();
                 let (has_next_page, has_previous_page) = has_next_and_previous(page, more);
-                let page_info = PageInfo {
-                    has_next_page,
-                    has_previous_page,
-                    start_cursor: nodes.first().map(Node::cursor),
-                    end_cursor: nodes.last().map(Node::cursor),
-                };
-                Self { nodes, page_info, total }
+                Self { nodes, has_next_page, has_previous_page, total }
             }
         }
 
@@ -211,8 +209,14 @@ macro_rules! connection {
                 &self.nodes
             }
 
-            async fn page_info(&self) -> &PageInfo {
-                &self.page_info
+            // Cursors are made only when asked for.
+            async fn page_info(&self) -> PageInfo {
+                PageInfo {
+                    has_next_page: self.has_next_page,
+                    has_previous_page: self.has_previous_page,
+                    start_cursor: self.nodes.first().map(Node::cursor),
+                    end_cursor: self.nodes.last().map(Node::cursor),
+                }
             }
 
             /// How many there are in the whole list; counted only when asked for.
