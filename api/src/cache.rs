@@ -63,11 +63,42 @@ struct Inner {
     settings: CacheSettings,
 }
 
-/// The in-process cache: the same rules as Redis, for one instance.
+/// The in-process cache: the same rules as Redis, for one instance. A user and their
+/// tombstone share one entry, so a write-back that finds a tombstone adds nothing, in one
+/// atomic step, as `SET … NX` does in Redis.
 struct Local {
-    users: Cache<Uuid, Arc<user::Model>>,
-    tombstones: Cache<Uuid, ()>,
+    users: Cache<Uuid, Entry>,
     emails: Cache<String, Uuid>,
+}
+
+#[derive(Clone)]
+enum Entry {
+    User(Arc<user::Model>),
+    Tombstone,
+}
+
+/// Users live for the cache TTL, tombstones for [`TOMBSTONE_TTL`].
+struct EntryExpiry {
+    ttl: Duration,
+}
+
+impl moka::Expiry<Uuid, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _: &Uuid, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(match entry {
+            Entry::User(_) => self.ttl,
+            Entry::Tombstone => TOMBSTONE_TTL,
+        })
+    }
+
+    fn expire_after_update(
+        &self,
+        id: &Uuid,
+        entry: &Entry,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(id, entry, at)
+    }
 }
 
 struct Remote {
@@ -107,8 +138,10 @@ impl UserCache {
 
     pub fn in_process(settings: CacheSettings) -> Self {
         let local = Local {
-            users: Cache::builder().max_capacity(100_000).time_to_live(settings.ttl).build(),
-            tombstones: Cache::builder().time_to_live(TOMBSTONE_TTL).build(),
+            users: Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(EntryExpiry { ttl: settings.ttl })
+                .build(),
             emails: Cache::builder().max_capacity(100_000).time_to_live(settings.ttl).build(),
         };
         Self(Arc::new(Inner { backend: Backend::Local(Box::new(local)), settings }))
@@ -156,7 +189,7 @@ impl UserCache {
             Backend::Local(local) => {
                 let mut found = HashMap::with_capacity(ids.len());
                 for id in ids {
-                    if let Some(user) = local.users.get(id).await {
+                    if let Some(Entry::User(user)) = local.users.get(id).await {
                         found.insert(*id, user.as_ref().clone());
                     }
                 }
@@ -206,12 +239,11 @@ impl UserCache {
             Backend::Off => {}
             Backend::Local(local) => {
                 for user in users {
-                    // Insert first, then look for a tombstone: whichever order a write's
-                    // tombstone-then-invalidate interleaves with, no stale entry remains.
-                    local.users.entry(user.id).or_insert_with(async { Arc::new(user.clone()) }).await;
-                    if local.tombstones.contains_key(&user.id) {
-                        local.users.invalidate(&user.id).await;
-                    }
+                    local
+                        .users
+                        .entry(user.id)
+                        .or_insert_with(async { Entry::User(Arc::new(user.clone())) })
+                        .await;
                 }
             }
             Backend::Redis(remote) => {
@@ -273,8 +305,7 @@ impl UserCache {
         match &self.0.backend {
             Backend::Off => {}
             Backend::Local(local) => {
-                local.tombstones.insert(id, ()).await;
-                local.users.invalidate(&id).await;
+                local.users.insert(id, Entry::Tombstone).await;
             }
             Backend::Redis(remote) => {
                 let mut cmd = redis::cmd("SET");
