@@ -83,7 +83,8 @@ async fn sigterm_lets_every_in_flight_request_finish_then_exits_cleanly() {
             tokio::spawn(async move { client.post(&url).json(&json!({ "query": PAGE })).send().await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Long enough for every request to be connected and accepted, short of their ends.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     let signalled = Instant::now();
     server.terminate();
     let mut completed = 0;
