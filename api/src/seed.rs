@@ -59,7 +59,7 @@ async fn seed_batch(
     range: std::ops::Range<u32>,
     posts_per_user: u32,
 ) -> anyhow::Result<SeedReport> {
-    let now = repo_now();
+    let now = repo::now();
     let txn = db.begin().await?;
     let emails: Vec<String> = range.clone().map(seed_email).collect();
     let before = repo::users::find_by_emails(&txn, &emails).await?.len() as u64;
@@ -112,8 +112,4 @@ async fn seed_batch(
     }
     txn.commit().await?;
     Ok(SeedReport { users: users.len() as u64 - before, posts: added_posts })
-}
-
-fn repo_now() -> chrono::DateTime<chrono::Utc> {
-    repo::now()
 }
