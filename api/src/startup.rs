@@ -39,9 +39,10 @@ impl Application {
             TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
         let services = Services { db: db.clone(), cache: config.user_cache()? };
         let draining = Arc::new(AtomicBool::new(false));
+        let limits = config.limits();
         let state = AppState {
-            schema: build_schema(services.clone(), config.limits()),
-            limits: Arc::new(config.limits()),
+            schema: build_schema(services.clone(), &limits),
+            limits: Arc::new(limits),
             http: HttpSettings::from(config),
             services,
             metrics: telemetry::metrics_handle(),

@@ -1,11 +1,7 @@
 //! Builds the executable schema and names what every resolver can reach.
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, Request, Response, Schema};
 use sea_orm::DatabaseConnection;
-
-use crate::cache::UserCache;
-
-use async_graphql::{Request, Response};
 
 use super::{
     codes,
@@ -14,6 +10,7 @@ use super::{
     mutation::MutationRoot,
     query::QueryRoot,
 };
+use crate::cache::UserCache;
 
 pub type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -27,7 +24,7 @@ pub struct Services {
 }
 
 /// The schema with its services attached, ready to execute requests under `limits`.
-pub fn build_schema(services: Services, limits: Limits) -> QuillSchema {
+pub fn build_schema(services: Services, limits: &Limits) -> QuillSchema {
     let mut builder =
         schema_builder().data(services).limit_depth(limits.max_depth).limit_complexity(limits.max_complexity);
     if !limits.introspection {
