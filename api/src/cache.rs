@@ -287,15 +287,31 @@ impl UserCache {
         }
     }
 
-    pub async fn put_email(&self, email: &str, id: Uuid) {
+    /// Maps each user's email to their id, in one round trip. A plain `SET`: a stale
+    /// mapping is harmless (readers check the user still has the email), so the newest wins.
+    pub async fn put_emails(&self, users: &[user::Model]) {
+        if users.is_empty() {
+            return;
+        }
         match &self.0.backend {
             Backend::Off => {}
-            Backend::Local(local) => local.emails.insert(email.to_owned(), id).await,
+            Backend::Local(local) => {
+                for user in users {
+                    local.emails.insert(user.email.clone(), user.id).await;
+                }
+            }
             Backend::Redis(remote) => {
                 let ttl = millis(self.0.settings.ttl);
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(self.email_key(email)).arg(id.to_string()).arg("PX").arg(ttl);
-                self.call::<()>(remote, "SET", &cmd).await;
+                let mut pipe = redis::pipe();
+                for user in users {
+                    pipe.cmd("SET")
+                        .arg(self.email_key(&user.email))
+                        .arg(user.id.to_string())
+                        .arg("PX")
+                        .arg(ttl)
+                        .ignore();
+                }
+                self.call::<()>(remote, "SET", &pipe).await;
             }
         }
     }

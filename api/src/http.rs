@@ -33,7 +33,7 @@ use tower_http::{
 
 use crate::{
     graphql::{
-        self, Limits, QuillSchema, Services,
+        self, Limits, QuillSchema, Services, codes,
         loader::{BatchQueue, Loaders},
     },
     telemetry,
@@ -228,11 +228,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
 /// quote; the detail is in the log, on the line with the same id.
 fn mask_internal_errors(response: &mut async_graphql::Response, request_id: &str) {
     for error in &mut response.errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        let internal = matches!(extensions.get("code"), Some(async_graphql::Value::String(code)) if code == "INTERNAL_SERVER_ERROR");
-        if internal {
+        if codes::code_of(error) == Some("INTERNAL_SERVER_ERROR") {
             error.message = format!("internal server error (request id {request_id})");
-            extensions.set("requestId", request_id);
+            error.extensions.get_or_insert_with(Default::default).set("requestId", request_id);
         }
     }
 }
@@ -252,10 +250,7 @@ fn record_graphql(responses: &[async_graphql::Response]) {
     for r in responses {
         metrics::counter!(telemetry::GRAPHQL_REQUESTS_TOTAL).increment(1);
         for error in &r.errors {
-            let code = match error.extensions.as_ref().and_then(|e| e.get("code")) {
-                Some(async_graphql::Value::String(code)) => code.clone(),
-                _ => "UNKNOWN".to_owned(),
-            };
+            let code = codes::code_of(error).unwrap_or("UNKNOWN").to_owned();
             metrics::counter!(telemetry::GRAPHQL_ERRORS_TOTAL, "code" => code).increment(1);
         }
     }

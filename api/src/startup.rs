@@ -62,10 +62,6 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    pub fn port(&self) -> u16 {
-        self.local_addr().port()
-    }
-
     /// The pool the server uses (tests read rows through it).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db

@@ -39,6 +39,14 @@ pub fn error(message: impl Into<String>, code: &str) -> ServerError {
     error
 }
 
+/// The `extensions.code` of an error, if it has one.
+pub fn code_of(error: &ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
 pub fn set_code_if_missing(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {

@@ -178,10 +178,8 @@ impl Loader<String> for UserByEmailLoader {
         }
         let loaded = repo::users::find_by_emails(&self.db, &misses).await?;
         self.cache.put_users(&loaded, started).await;
-        for user in loaded {
-            self.cache.put_email(&user.email, user.id).await;
-            found.insert(user.email.clone(), user);
-        }
+        self.cache.put_emails(&loaded).await;
+        found.extend(loaded.into_iter().map(|u| (u.email.clone(), u)));
         Ok(found)
     }
 }
