@@ -1,14 +1,14 @@
-//! Posts: lookups, keyset pages (one author's, everyone's, or many authors' at once with a
-//! window function), counts, and the writes.
+//! Posts: lookups, keyset pages (one author's, everyone's, or many authors' at once),
+//! counts, and the writes.
 
 use std::collections::HashMap;
 
 use entity::post;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait as _, ConnectionTrait, EntityTrait as _, Iterable as _, Order, PaginatorTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, SqlErr,
-    sea_query::{Alias, Asterisk, Expr, ExprTrait as _, Query},
+    ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _, Iterable as _, Order,
+    PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, SqlErr,
+    sea_query::{Alias, Asterisk, Expr, ExprTrait as _, JoinType, Query, SelectStatement},
 };
 use uuid::Uuid;
 
@@ -60,9 +60,13 @@ pub async fn page(
     Ok(query.all(db).await?)
 }
 
-/// The same page of posts for many authors in one statement: each author's rows are
-/// ranked by a window function and the first `limit + 1` of each kept. Returns each
-/// author's rows in query order; authors without posts are absent.
+/// The same page of posts for many authors in one statement. Returns each author's rows
+/// in query order; authors without posts are absent.
+///
+/// PostgreSQL walks each author's `(author_id, created_at, id)` index for just the rows
+/// the page needs (a `LATERAL` join, measured at about a fifth of the window function's
+/// cost for 50 authors); SQLite, which has no `LATERAL`, ranks the rows with a window
+/// function and keeps the first `limit + 1` of each author.
 pub async fn page_per_author(
     db: &impl ConnectionTrait,
     authors: &[Uuid],
@@ -71,6 +75,54 @@ pub async fn page_per_author(
     if authors.is_empty() {
         return Ok(HashMap::new());
     }
+    let statement = match db.get_database_backend() {
+        DbBackend::Postgres => per_author_lateral(authors, page),
+        _ => per_author_ranked(authors, page),
+    };
+    let rows = post::Entity::find().from_raw_sql(db.get_database_backend().build(&statement)).all(db).await?;
+    let mut by_author: HashMap<Uuid, Vec<post::Model>> = HashMap::with_capacity(authors.len());
+    for row in rows {
+        by_author.entry(row.author_id).or_default().push(row);
+    }
+    // Each author's rows in query order, whatever order the plan returned them in.
+    for posts in by_author.values_mut() {
+        posts.sort_unstable_by(|a, b| {
+            let order = (a.created_at, a.id).cmp(&(b.created_at, b.id));
+            match page.direction {
+                Direction::Forward => order.reverse(),
+                Direction::Backward => order,
+            }
+        });
+    }
+    Ok(by_author)
+}
+
+/// `SELECT p.* FROM (VALUES (…), …) AS a JOIN LATERAL (one author's page) AS p ON TRUE`.
+fn per_author_lateral(authors: &[Uuid], page: &Page<PostKey>) -> SelectStatement {
+    let order = query_order(page.direction);
+    let mut one_author = Query::select();
+    one_author
+        .columns(post::Column::iter())
+        .from(post::Entity)
+        .and_where(
+            Expr::col((post::Entity, post::Column::AuthorId))
+                .equals((Alias::new("a"), Alias::new("column1"))),
+        )
+        .order_by(post::Column::CreatedAt, order.clone())
+        .order_by(post::Column::Id, order)
+        .limit(page.limit + 1);
+    if let Some(cursor) = page.cursor {
+        one_author.and_where(beyond(cursor, page.direction));
+    }
+    Query::select()
+        .column((Alias::new("p"), Asterisk))
+        .from_values(authors.iter().copied(), Alias::new("a"))
+        .join_lateral(JoinType::InnerJoin, one_author, Alias::new("p"), Expr::val(true))
+        .to_owned()
+}
+
+/// Every post of the authors ranked by a window function, the first `limit + 1` kept.
+fn per_author_ranked(authors: &[Uuid], page: &Page<PostKey>) -> SelectStatement {
     let direction = match page.direction {
         Direction::Forward => "DESC",
         Direction::Backward => "ASC",
@@ -89,18 +141,11 @@ pub async fn page_per_author(
     if let Some(cursor) = page.cursor {
         ranked.and_where(beyond(cursor, page.direction));
     }
-    let statement = Query::select()
+    Query::select()
         .column(Asterisk)
         .from_subquery(ranked, Alias::new("ranked"))
         .and_where(Expr::col(Alias::new("rank")).lte(page.limit as i64 + 1))
-        .order_by(Alias::new("rank"), Order::Asc)
-        .to_owned();
-    let rows = post::Entity::find().from_raw_sql(db.get_database_backend().build(&statement)).all(db).await?;
-    let mut by_author: HashMap<Uuid, Vec<post::Model>> = HashMap::with_capacity(authors.len());
-    for row in rows {
-        by_author.entry(row.author_id).or_default().push(row);
-    }
-    Ok(by_author)
+        .to_owned()
 }
 
 pub async fn count(db: &impl ConnectionTrait, author: Option<Uuid>) -> ApiResult<u64> {

@@ -9,6 +9,7 @@ crate::backend_tests!(
     paging_forward_visits_every_user_once_in_creation_order,
     paging_backward_visits_the_same_users_in_reverse,
     pages_of_one_users_posts_follow_their_cursors,
+    each_listed_user_gets_their_own_page_of_posts,
     first_defaults_to_twenty,
     total_count_counts_the_whole_list,
 );
@@ -120,6 +121,69 @@ async fn pages_of_one_users_posts_follow_their_cursors(backend: Backend) {
     );
     assert_eq!(ids(&b["nodes"]), posts[1..3]);
     assert_eq!(b["pageInfo"]["hasPreviousPage"], true);
+}
+
+async fn each_listed_user_gets_their_own_page_of_posts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let users = create_users(&app, 3).await;
+    let (ada, bob) = (users[0], users[1]);
+    // Interleaved, so one author's rows lie between another's in every index.
+    let mut ada_posts = Vec::new();
+    let mut bob_posts = Vec::new();
+    ada_posts.push(app.create_post(ada, "a0").await);
+    bob_posts.push(app.create_post(bob, "b0").await);
+    ada_posts.push(app.create_post(ada, "a1").await);
+    bob_posts.push(app.create_post(bob, "b1").await);
+    for i in 2..5 {
+        ada_posts.push(app.create_post(ada, &format!("a{i}")).await);
+    }
+    let cursor = app
+        .graphql(
+            "query($id: UUID!) { user(id: $id) { posts(first: 2) { pageInfo { endCursor } } } }",
+            json!({ "id": ada }),
+        )
+        .await["data"]["user"]["posts"]["pageInfo"]["endCursor"]
+        .clone();
+
+    // Two pages per user, so the loader batches two page requests over three authors.
+    let both_ends = app
+        .graphql(
+            "{ users(first: 3) { nodes { id
+                newest: posts(first: 3) { nodes { id } pageInfo { hasNextPage } }
+                oldest: posts(last: 2) { nodes { id } pageInfo { hasPreviousPage } } } } }",
+            json!({}),
+        )
+        .await;
+    // One cursor for every user: each gets their own posts older than the post it names.
+    let older = app
+        .graphql(
+            "query($c: String) { users(first: 3) { nodes { posts(first: 2, after: $c) {
+                nodes { id } pageInfo { hasNextPage } } } } }",
+            json!({ "c": cursor }),
+        )
+        .await;
+
+    let users_out = both_ends["data"]["users"]["nodes"].as_array().expect("users");
+    assert_eq!(ids(&both_ends["data"]["users"]["nodes"]), users);
+    let newest: Vec<Vec<Uuid>> = users_out.iter().map(|u| ids(&u["newest"]["nodes"])).collect();
+    let oldest: Vec<Vec<Uuid>> = users_out.iter().map(|u| ids(&u["oldest"]["nodes"])).collect();
+    assert_eq!(
+        newest,
+        [vec![ada_posts[4], ada_posts[3], ada_posts[2]], vec![bob_posts[1], bob_posts[0]], vec![]]
+    );
+    assert_eq!(oldest, [vec![ada_posts[1], ada_posts[0]], vec![bob_posts[1], bob_posts[0]], vec![]]);
+    let more: Vec<&Value> = users_out.iter().map(|u| &u["newest"]["pageInfo"]["hasNextPage"]).collect();
+    assert_eq!(more, [&json!(true), &json!(false), &json!(false)]);
+    let earlier: Vec<&Value> =
+        users_out.iter().map(|u| &u["oldest"]["pageInfo"]["hasPreviousPage"]).collect();
+    assert_eq!(earlier, [&json!(true), &json!(false), &json!(false)]);
+    let pages: Vec<Vec<Uuid>> = older["data"]["users"]["nodes"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| ids(&u["posts"]["nodes"]))
+        .collect();
+    assert_eq!(pages, [vec![ada_posts[2], ada_posts[1]], vec![bob_posts[1], bob_posts[0]], vec![]]);
 }
 
 async fn first_defaults_to_twenty(backend: Backend) {
