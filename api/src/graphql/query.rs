@@ -1,5 +1,7 @@
 //! The read side: `user`, `userByEmail`, `users`, `post`, `posts`.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, MergedObject, Object, Result};
 use uuid::Uuid;
 
@@ -23,13 +25,13 @@ pub struct UserQuery;
 impl UserQuery {
     /// The user with this id, or null.
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
-        Ok(loaders(ctx).users.load_one(id).await?.map(User::from))
+        Ok(loaders(ctx).users.load_one(id).await?.map(Arc::unwrap_or_clone).map(User::from))
     }
 
     /// The user with this email (any case, surrounding spaces ignored), or null.
     async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<User>> {
         let email = validate::email(&email)?;
-        Ok(loaders(ctx).users_by_email.load_one(email).await?.map(User::from))
+        Ok(loaders(ctx).users_by_email.load_one(email).await?.map(Arc::unwrap_or_clone).map(User::from))
     }
 
     /// All users, oldest first.
@@ -56,7 +58,7 @@ pub struct PostQuery;
 impl PostQuery {
     /// The post with this id, or null.
     async fn post(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Post>> {
-        Ok(loaders(ctx).posts.load_one(id).await?.map(Post::from))
+        Ok(loaders(ctx).posts.load_one(id).await?.map(Arc::unwrap_or_clone).map(Post::from))
     }
 
     /// All posts, or one author's, newest first.

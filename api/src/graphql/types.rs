@@ -113,7 +113,7 @@ fn loader_fields(selection: &SelectionSet, ctx: &ContextSelectionSet<'_>) -> usi
 impl UserFields {
     /// The user's profile, if they have one.
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
-        Ok(loaders(ctx).profiles.load_one(self.id).await?.map(Profile::from))
+        Ok(loaders(ctx).profiles.load_one(self.id).await?.map(Arc::unwrap_or_clone).map(Profile::from))
     }
 
     /// The user's posts, newest first.
@@ -128,7 +128,8 @@ impl UserFields {
     ) -> Result<PostConnection> {
         let page = Page::from_args(first, after, last, before)?;
         let key = AuthorPage { author: self.id, page };
-        let found = loaders(ctx).author_posts.load_one(key).await?.unwrap_or_default();
+        let found =
+            loaders(ctx).author_posts.load_one(key).await?.map(Arc::unwrap_or_clone).unwrap_or_default();
         // Each of these posts' author is this user: no need to look it up again.
         let author = Arc::new(User(self.clone()));
         let posts = found.posts.into_iter().map(|p| Post::by(p, author.clone())).collect();
@@ -187,7 +188,7 @@ impl Post {
             .users
             .load_one(self.author_id)
             .await?
-            .map(|m| Arc::new(User::from(m)))
+            .map(|m| Arc::new(User::from(Arc::unwrap_or_clone(m))))
             // The foreign key cascades deletes, so only a delete racing this read gets here.
             .ok_or_else(|| {
                 ApiError::not_found(format!("the author of post {} no longer exists", self.id)).into()
