@@ -5,6 +5,7 @@ pub mod codes;
 mod limits;
 pub mod loader;
 mod mutation;
+mod plain;
 mod query;
 pub mod schema;
 mod types;

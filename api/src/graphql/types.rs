@@ -1,13 +1,11 @@
 //! The object and input types of the schema, and the Relay connections over them.
 
-use std::{borrow::Cow, sync::Arc};
+use std::sync::Arc;
 
 use async_graphql::{
-    ComplexObject, ContainerType, Context, ContextSelectionSet, InputObject, MaybeUndefined, Object,
-    ObjectType, OutputType, Positioned, Result, ServerResult, SimpleObject, Value,
+    ComplexObject, Context, ContextSelectionSet, InputObject, MaybeUndefined, Object, Result, ScalarType,
+    SimpleObject, Value,
     parser::types::{Field, Selection, SelectionSet},
-    registry::Registry,
-    resolver_utils,
 };
 use chrono::{DateTime, Utc};
 use entity::{post, profile, user};
@@ -15,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     loader::AuthorPage,
+    plain::{self, PlainFields},
     schema::{loaders, services},
 };
 use crate::{
@@ -36,13 +35,14 @@ pub struct UserFields {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The `User` object as resolvers return it. Its fields are resolved one after another
-/// unless the selection holds more than one field that waits on a loader (`posts`,
-/// `profile`), which then wait side by side. Most users in a response (every post's
-/// author) select plain values only, and resolving those one by one skips the task set
-/// async-graphql otherwise builds for each object (its effect is in BENCHMARKS.md).
+/// The `User` object as resolvers return it. A selection of plain fields (every post's
+/// author in a list) is answered directly; any other is resolved one field after another,
+/// unless more than one of its fields waits on a loader (`posts`, `profile`), and those
+/// then wait side by side.
 #[derive(Clone)]
 pub struct User(pub UserFields);
+
+plain::object_with_plain_fields!(User, UserFields);
 
 /// The fields of `User` that wait on a loader.
 const USER_LOADER_FIELDS: [&str; 2] = ["posts", "profile"];
@@ -59,35 +59,25 @@ impl From<user::Model> for User {
     }
 }
 
-impl OutputType for User {
-    fn type_name() -> Cow<'static, str> {
-        UserFields::type_name()
+impl PlainFields for User {
+    const TYPE_NAME: &'static str = "User";
+
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        let user = &self.0;
+        Some(match field.name.node.as_str() {
+            "id" => ScalarType::to_value(&user.id),
+            "email" => Value::String(user.email.clone()),
+            "name" => user.name.clone().map_or(Value::Null, Value::String),
+            "createdAt" => ScalarType::to_value(&user.created_at),
+            "updatedAt" => ScalarType::to_value(&user.updated_at),
+            _ => return None,
+        })
     }
 
-    fn create_type_info(registry: &mut Registry) -> String {
-        UserFields::create_type_info(registry)
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        _field: &Positioned<Field>,
-    ) -> ServerResult<Value> {
-        if loader_fields(&ctx.item.node, ctx) > 1 {
-            resolver_utils::resolve_container(ctx, self).await
-        } else {
-            resolver_utils::resolve_container_serial(ctx, self).await
-        }
+    fn serial(&self, ctx: &ContextSelectionSet<'_>) -> bool {
+        loader_fields(&ctx.item.node, ctx) <= 1
     }
 }
-
-impl ContainerType for User {
-    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
-        ContainerType::resolve_field(&self.0, ctx).await
-    }
-}
-
-impl ObjectType for User {}
 
 /// How many of the selected `User` fields wait on a loader, fragments included.
 fn loader_fields(selection: &SelectionSet, ctx: &ContextSelectionSet<'_>) -> usize {
@@ -137,13 +127,11 @@ impl UserFields {
     }
 }
 
-// Its fields are resolved one after another (`serial`): all but `author` are plain
-// values, and `author` is either at hand or waits on a loader that batches across posts
-// anyway, so concurrency within one post would buy nothing and cost a task set per post.
+// The fields of `Post` and the resolver of its author; resolvers return [`Post`].
 /// A post written by one user.
 #[derive(Clone, SimpleObject)]
-#[graphql(complex, serial)]
-pub struct Post {
+#[graphql(name = "Post", complex)]
+pub struct PostFields {
     pub id: Uuid,
     pub title: String,
     pub content: Option<String>,
@@ -156,16 +144,27 @@ pub struct Post {
     pub known_author: Option<Arc<User>>,
 }
 
+/// The `Post` object as resolvers return it. A selection of plain fields, and of the
+/// author's plain fields when the author is at hand, is answered directly; any other is
+/// resolved one field after another: `author` is the only field that can wait, and its
+/// loader batches across posts anyway.
+#[derive(Clone)]
+pub struct Post(pub PostFields);
+
+plain::object_with_plain_fields!(Post, PostFields);
+
 impl Post {
     /// A post listed under its author.
     fn by(model: post::Model, author: Arc<User>) -> Self {
-        Self { known_author: Some(author), ..Self::from(model) }
+        let mut post = Self::from(model);
+        post.0.known_author = Some(author);
+        post
     }
 }
 
 impl From<post::Model> for Post {
     fn from(m: post::Model) -> Self {
-        Self {
+        Self(PostFields {
             id: m.id,
             title: m.title,
             content: m.content,
@@ -173,12 +172,29 @@ impl From<post::Model> for Post {
             updated_at: m.updated_at,
             author_id: m.author_id,
             known_author: None,
-        }
+        })
+    }
+}
+
+impl PlainFields for Post {
+    const TYPE_NAME: &'static str = "Post";
+
+    fn plain_field(&self, field: &Field) -> Option<Value> {
+        let post = &self.0;
+        Some(match field.name.node.as_str() {
+            "id" => ScalarType::to_value(&post.id),
+            "title" => Value::String(post.title.clone()),
+            "content" => post.content.clone().map_or(Value::Null, Value::String),
+            "createdAt" => ScalarType::to_value(&post.created_at),
+            "updatedAt" => ScalarType::to_value(&post.updated_at),
+            "author" => plain::resolve(&**post.known_author.as_ref()?, &field.selection_set.node)?,
+            _ => return None,
+        })
     }
 }
 
 #[ComplexObject]
-impl Post {
+impl PostFields {
     /// Who wrote it.
     async fn author(&self, ctx: &Context<'_>) -> Result<Arc<User>> {
         if let Some(author) = &self.known_author {
@@ -230,7 +246,7 @@ impl Node for User {
 
 impl Node for Post {
     fn cursor(&self) -> String {
-        PostKey { created_at: self.created_at, id: self.id }.encode()
+        PostKey { created_at: self.0.created_at, id: self.0.id }.encode()
     }
 }
 
