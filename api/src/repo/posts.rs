@@ -104,6 +104,7 @@ fn per_author_lateral(authors: &[Uuid], page: &Page<PostKey>) -> SelectStatement
     one_author
         .columns(post::Column::iter())
         .from(post::Entity)
+        // `column1`: PostgreSQL's name for the first column of a `VALUES` list.
         .and_where(
             Expr::col((post::Entity, post::Column::AuthorId))
                 .equals((Alias::new("a"), Alias::new("column1"))),
