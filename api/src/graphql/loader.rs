@@ -238,8 +238,9 @@ pub struct PostPage {
     pub more: bool,
 }
 
-/// Pages of posts for many authors: one window-function statement per distinct page
-/// request in the batch (normally one: sibling fields ask for the same page).
+/// Pages of posts for many authors: one statement ([`repo::posts::page_per_author`]) per
+/// distinct page request in the batch, normally one, as sibling fields ask for the same
+/// page.
 pub struct AuthorPostsLoader {
     db: DatabaseConnection,
 }

@@ -64,9 +64,10 @@ pub async fn page(
 /// in query order; authors without posts are absent.
 ///
 /// PostgreSQL walks each author's `(author_id, created_at, id)` index for just the rows
-/// the page needs (a `LATERAL` join, measured at about a fifth of the window function's
-/// cost for 50 authors); SQLite, which has no `LATERAL`, ranks the rows with a window
-/// function and keeps the first `limit + 1` of each author.
+/// the page needs (a `LATERAL` join: 0.24 ms against the window function's 1.37 ms under
+/// `EXPLAIN ANALYZE` for 50 authors of the benchmark's data, which it read by a full
+/// scan); SQLite, which has no `LATERAL`, ranks the rows with a window function and keeps
+/// the first `limit + 1` of each author.
 pub async fn page_per_author(
     db: &impl ConnectionTrait,
     authors: &[Uuid],
