@@ -10,7 +10,7 @@ use std::{
 };
 
 use async_graphql::{
-    BatchRequest, BatchResponse,
+    BatchRequest,
     http::{GraphiQLSource, parse_query_string},
     parser::types::OperationType,
 };
@@ -123,7 +123,7 @@ async fn graphql_post(
             "send the GraphQL request as JSON with `Content-Type: application/json`",
         );
     }
-    let batch = match serde_json::from_slice::<BatchRequest>(&body) {
+    let batch = match parse_body(&body) {
         Ok(batch) if batch.iter().any(|r| r.query.trim().is_empty()) => {
             return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "the request has no `query`");
         }
@@ -144,6 +144,60 @@ async fn graphql_post(
         }
     };
     execute(&state, &headers, batch).await
+}
+
+/// One operation as GraphQL over HTTP sends it. Unlike async-graphql's own `Request`,
+/// which takes `"variables": "x"` for no variables, a parameter of the wrong type is the
+/// client's error.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRequest {
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<async_graphql::Value>,
+    #[serde(default)]
+    extensions: Option<async_graphql::Value>,
+}
+
+impl TryFrom<WireRequest> for async_graphql::Request {
+    type Error = String;
+
+    fn try_from(wire: WireRequest) -> Result<Self, String> {
+        let mut request = async_graphql::Request::new(wire.query);
+        request.operation_name = wire.operation_name;
+        match wire.variables {
+            None | Some(async_graphql::Value::Null) => {}
+            Some(variables @ async_graphql::Value::Object(_)) => {
+                request.variables = async_graphql::Variables::from_value(variables);
+            }
+            Some(_) => return Err("`variables` must be an object".to_owned()),
+        }
+        match wire.extensions {
+            None | Some(async_graphql::Value::Null) => {}
+            Some(async_graphql::Value::Object(extensions)) => {
+                request.extensions =
+                    async_graphql::Extensions(extensions.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+            }
+            Some(_) => return Err("`extensions` must be an object".to_owned()),
+        }
+        Ok(request)
+    }
+}
+
+/// A JSON body: one request object, or an array of them (a batch).
+fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
+    let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if is_array {
+        let wire: Vec<WireRequest> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let requests = wire.into_iter().map(async_graphql::Request::try_from).collect::<Result<_, _>>()?;
+        Ok(BatchRequest::Batch(requests))
+    } else {
+        let wire: WireRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(BatchRequest::Single(wire.try_into()?))
+    }
 }
 
 async fn graphql_get(
@@ -185,43 +239,160 @@ async fn graphql_get(
     execute(&state, &headers, BatchRequest::Single(request)).await
 }
 
+/// Runs a request, or each operation of a batch in order (as if sent one after another,
+/// each with loaders of its own, so an operation sees the writes of those before it).
 async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+    let Some(media_type) = ResponseMediaType::negotiate(headers) else {
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "the response is JSON: accept `application/graphql-response+json` or `application/json`",
+        );
+    };
+    let request_id = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let body = match batch {
+        BatchRequest::Single(request) => {
+            let response = execute_one(state, request, request_id).await;
+            // GraphQL over HTTP: under its own media type, a request that failed before
+            // execution (parse, validation, variables, limits) is a 400; plain JSON clients
+            // always get 200.
+            let status = if media_type == ResponseMediaType::GraphqlResponseJson && is_request_error(&response) {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            return graphql_response(status, media_type, &GraphqlBody::from(&response));
+        }
+        BatchRequest::Batch(requests) => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(execute_one(state, request, request_id).await);
+            }
+            responses
+        }
+    };
+    let bodies: Vec<GraphqlBody<'_>> = body.iter().map(GraphqlBody::from).collect();
+    graphql_response(StatusCode::OK, media_type, &bodies)
+}
+
+/// Executes one operation with loaders of its own, its errors coded, masked and counted.
+async fn execute_one(state: &AppState, request: async_graphql::Request, request_id: &str) -> async_graphql::Response {
     let queue = BatchQueue::default();
     let loaders = Arc::new(Loaders::new(&state.services, &queue));
-    let run = |request: async_graphql::Request| {
-        graphql::execute(&state.schema, &state.limits, request.data(loaders.clone()))
-    };
-    let mut response = queue
-        .run(async {
-            match batch {
-                BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
-                BatchRequest::Batch(requests) => {
-                    BatchResponse::Batch(futures::future::join_all(requests.into_iter().map(run)).await)
-                }
-            }
-        })
-        .await;
-    let request_id = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let responses = match &mut response {
-        BatchResponse::Single(r) => std::slice::from_mut(r),
-        BatchResponse::Batch(rs) => rs.as_mut_slice(),
-    };
-    for r in responses.iter_mut() {
-        mask_internal_errors(r, request_id);
-    }
-    record_graphql(responses);
-    // GraphQL over HTTP: under its own media type, a request that failed before execution
-    // (it did not parse or validate) is a 400; plain JSON clients always get 200.
-    let failed_before_execution = matches!(&response, BatchResponse::Single(r)
-        if r.data == async_graphql::Value::Null && !r.errors.is_empty() && r.errors.iter().all(|e| e.path.is_empty()));
-    let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
-    if accepts(headers, GRAPHQL_RESPONSE_JSON) {
-        http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(GRAPHQL_RESPONSE_JSON));
-        if failed_before_execution {
-            *http.status_mut() = StatusCode::BAD_REQUEST;
+    let mut response =
+        queue.run(graphql::execute(&state.schema, &state.limits, request.data(loaders))).await;
+    mask_internal_errors(&mut response, request_id);
+    record_graphql(std::slice::from_ref(&response));
+    response
+}
+
+/// Whether execution never started: the request failed to parse, validate, coerce its
+/// variables or pass a limit. Such an answer has no `data` at all (GraphQL spec,
+/// "Response Format"); an error raised during execution always has a path.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// A GraphQL response as it goes on the wire: `data` absent for a request error.
+#[derive(serde::Serialize)]
+struct GraphqlBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+impl<'a> From<&'a async_graphql::Response> for GraphqlBody<'a> {
+    fn from(response: &'a async_graphql::Response) -> Self {
+        Self {
+            data: (!is_request_error(response)).then_some(&response.data),
+            errors: &response.errors,
+            extensions: &response.extensions,
         }
     }
-    http
+}
+
+/// The media types a GraphQL response can be sent as (GraphQL over HTTP, "Accept").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseMediaType {
+    /// `application/graphql-response+json`: the spec's status codes.
+    GraphqlResponseJson,
+    /// `application/json`: 200 for every well-formed request, as legacy clients expect.
+    Json,
+}
+
+impl ResponseMediaType {
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        })
+    }
+
+    /// The type the client prefers by its `Accept` header's quality values: its own media
+    /// type only when the client names it, `application/json` for `*/*`, `application/*`
+    /// or no `Accept` at all; `None` when the client accepts neither.
+    fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let mut ranges = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter(|range| !range.trim().is_empty())
+            .peekable();
+        if ranges.peek().is_none() {
+            return Some(Self::Json);
+        }
+        let mut best: Option<(f32, Self)> = None;
+        for range in ranges {
+            let Some((media_type, quality)) = parse_media_range(range) else { continue };
+            let candidate = match media_type.as_str() {
+                GRAPHQL_RESPONSE_JSON => Self::GraphqlResponseJson,
+                "application/json" | "application/*" | "*/*" => Self::Json,
+                _ => continue,
+            };
+            // On equal quality the GraphQL media type wins: the client named it.
+            let better = match best {
+                None => true,
+                Some((q, current)) => {
+                    quality > q || (quality == q && candidate == Self::GraphqlResponseJson && current != candidate)
+                }
+            };
+            if quality > 0.0 && better {
+                best = Some((quality, candidate));
+            }
+        }
+        best.map(|(_, media_type)| media_type)
+    }
+}
+
+/// The lower-cased media type of one `Accept` range and its quality (`q`, 1 by default).
+fn parse_media_range(range: &str) -> Option<(String, f32)> {
+    let mut parts = range.split(';');
+    let media_type = parts.next()?.trim().to_ascii_lowercase();
+    let mut quality = 1.0;
+    for parameter in parts {
+        if let Some((name, value)) = parameter.split_once('=')
+            && name.trim().eq_ignore_ascii_case("q")
+        {
+            quality = value.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q))?;
+        }
+    }
+    Some((media_type, quality))
+}
+
+fn graphql_response(status: StatusCode, media_type: ResponseMediaType, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, media_type.content_type())], bytes).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "serialising a response");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+        }
+    }
 }
 
 /// Our own failures reach the client as `INTERNAL_SERVER_ERROR` with the request id to

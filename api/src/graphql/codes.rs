@@ -17,19 +17,27 @@ pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 /// Codes every error of `response` that has none yet.
 pub fn assign(response: &mut Response) {
     for error in &mut response.errors {
+        // async-graphql's own messages (the version is pinned; tests check each code).
         let code = if !error.path.is_empty() {
             // A field failed without one of our errors: async-graphql rejected an argument.
             BAD_USER_INPUT
-        } else if error.message.starts_with("Query is nested too deep")
-            || error.message.starts_with("Query is too complex")
-        {
-            // async-graphql's own limits (the version is pinned; a test checks the code).
+        } else if error.message.starts_with("Variable \"$") {
+            // Variable coercion: a required variable left out, or a value of the wrong type.
+            BAD_USER_INPUT
+        } else if error.message.starts_with("Query is too complex") {
             QUERY_TOO_COMPLEX
         } else {
             GRAPHQL_VALIDATION_FAILED
         };
         set_code_if_missing(error, code);
     }
+}
+
+/// Whether async-graphql refused the document for its depth: its depth limit, or the
+/// nesting of selection sets, fragments included, past its recursion limit.
+pub fn is_depth_error(error: &ServerError) -> bool {
+    error.message.starts_with("Query is nested too deep")
+        || error.message.starts_with("The recursion depth of the query")
 }
 
 /// A request error with this code.

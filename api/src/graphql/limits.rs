@@ -27,10 +27,27 @@ pub struct Limits {
 /// parsed document in the request so async-graphql does not parse it again.
 pub fn prepare(request: &mut Request, limits: &Limits) -> Result<(), ServerError> {
     let document = request.parsed_query().map_err(|mut error| {
+        if error.message == PARSER_TOO_DEEP {
+            return too_deep(limits);
+        }
         set_code_if_missing(&mut error, GRAPHQL_PARSE_FAILED);
         error
     })?;
     check(document, limits).map_err(|message| codes::error(message, QUERY_TOO_COMPLEX))
+}
+
+/// What async-graphql's parser says of a document nested deeper than it will go (64
+/// selection sets), before the depth can be measured.
+const PARSER_TOO_DEEP: &str = "recursion limit exceeded.";
+
+/// The one error for a document nested too deep, however deep and whichever check finds
+/// it: ours, the parser's or async-graphql's own.
+pub fn too_deep(limits: &Limits) -> ServerError {
+    codes::error(too_deep_message(limits), QUERY_TOO_COMPLEX)
+}
+
+fn too_deep_message(limits: &Limits) -> String {
+    format!("the query is nested too deep: at most {} levels of fields are allowed", limits.max_depth)
 }
 
 fn check(document: &ExecutableDocument, limits: &Limits) -> Result<(), String> {
@@ -46,7 +63,7 @@ fn check(document: &ExecutableDocument, limits: &Limits) -> Result<(), String> {
             limits.max_aliases
         ));
     }
-    let mut expanded = Expanded { document, sizes: HashMap::new() };
+    let mut expanded = Expanded { document, sizes: HashMap::new(), depths: HashMap::new() };
     for (_, operation) in document.operations.iter() {
         let set = &operation.node.selection_set.node;
         let roots = expanded.root_fields(set);
@@ -55,6 +72,9 @@ fn check(document: &ExecutableDocument, limits: &Limits) -> Result<(), String> {
                 "an operation selects {roots} root fields; at most {} are allowed",
                 limits.max_root_fields
             ));
+        }
+        if expanded.depth(set) > limits.max_depth {
+            return Err(too_deep_message(limits));
         }
         let fields = expanded.size(set);
         if fields > limits.max_expanded_fields {
@@ -80,15 +100,43 @@ fn aliases_in(set: &SelectionSet) -> usize {
         .sum()
 }
 
-/// Field counts with fragments expanded, each fragment measured once.
+/// Field counts and depths with fragments expanded, each fragment measured once.
 struct Expanded<'a> {
     document: &'a ExecutableDocument,
     /// `None` while a fragment is being measured: meeting it again is a cycle, which the
     /// validator rejects with its own error, so it counts nothing here.
     sizes: HashMap<&'a str, Option<usize>>,
+    /// The same for depths.
+    depths: HashMap<&'a str, Option<usize>>,
 }
 
 impl<'a> Expanded<'a> {
+    /// How deep fields nest, fragments looked through and `__typename` not counted: the
+    /// measure of async-graphql's depth limit, checked here first so that every document
+    /// too deep gets one error, however deep it is.
+    fn depth(&mut self, set: &'a SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) if field.node.name.node == "__typename" => 0,
+                Selection::Field(field) => 1 + self.depth(&field.node.selection_set.node),
+                Selection::InlineFragment(inline) => self.depth(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some(known) = self.depths.get(name) {
+                        return known.unwrap_or(0);
+                    }
+                    let Some(fragment) = self.document.fragments.get(name) else { return 0 };
+                    self.depths.insert(name, None);
+                    let depth = self.depth(&fragment.node.selection_set.node);
+                    self.depths.insert(name, Some(depth));
+                    depth
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     fn size(&mut self, set: &'a SelectionSet) -> usize {
         set.items.iter().fold(0usize, |total, item| {
             let size = match &item.node {

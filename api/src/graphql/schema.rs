@@ -1,6 +1,6 @@
 //! Builds the executable schema and names what every resolver can reach.
 
-use async_graphql::{Context, EmptySubscription, Request, Response, Schema};
+use async_graphql::{Context, EmptySubscription, PathSegment, Request, Response, Schema};
 use sea_orm::DatabaseConnection;
 
 use super::{
@@ -48,8 +48,39 @@ pub async fn execute(schema: &QuillSchema, limits: &Limits, mut request: Request
         Ok(()) => schema.execute(request).await,
         Err(error) => Response::from_errors(vec![error]),
     };
+    for error in &mut response.errors {
+        if codes::is_depth_error(error) {
+            *error = limits::too_deep(limits);
+        }
+    }
     codes::assign(&mut response);
+    // Fields resolve side by side, so errors are recorded in the order they happen; sorted
+    // by where they point, identical requests get byte-identical answers.
+    response.errors.sort_by(|a, b| {
+        let at = |e: &async_graphql::ServerError| e.locations.first().map(|p| (p.line, p.column));
+        at(a).cmp(&at(b)).then_with(|| compare_paths(&a.path, &b.path))
+    });
+    // async-graphql's validator walks a document twice, and an operation type the schema
+    // lacks (a subscription) is reported on both walks.
+    let mut seen = Vec::with_capacity(response.errors.len());
+    response.errors.retain(|e| {
+        let key = (e.message.clone(), e.locations.clone(), e.path.clone());
+        let first = !seen.contains(&key);
+        seen.push(key);
+        first
+    });
     response
+}
+
+/// Orders error paths segment by segment: list indexes by number, field names by name.
+fn compare_paths(a: &[PathSegment], b: &[PathSegment]) -> std::cmp::Ordering {
+    fn key(segment: &PathSegment) -> (u8, usize, &str) {
+        match segment {
+            PathSegment::Index(index) => (0, *index, ""),
+            PathSegment::Field(name) => (1, 0, name.as_str()),
+        }
+    }
+    a.iter().map(key).cmp(b.iter().map(key))
 }
 
 /// The shared services; every schema that executes requests is built with them.

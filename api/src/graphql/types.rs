@@ -30,6 +30,7 @@ pub struct UserFields {
     pub id: Uuid,
     /// Normalised: trimmed and lower-cased.
     pub email: String,
+    /// The display name, trimmed; null when the user has none.
     pub name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -133,7 +134,9 @@ impl UserFields {
 #[graphql(name = "Post", complex)]
 pub struct PostFields {
     pub id: Uuid,
+    /// Trimmed; never blank.
     pub title: String,
+    /// As written, spaces included.
     pub content: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -215,6 +218,7 @@ impl PostFields {
 /// What a user says about themselves.
 #[derive(Clone, SimpleObject)]
 pub struct Profile {
+    /// As written, spaces included.
     pub bio: Option<String>,
 }
 
@@ -334,13 +338,18 @@ connection!(PostConnection, PostEdge, Post, "posts");
 /// A new user, optionally with a profile created in the same transaction.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// Stored trimmed and lower-cased; no other user may have it (`CONFLICT`).
     pub email: String,
+    /// Stored trimmed; a blank name is no name.
     pub name: Option<String>,
+    /// A profile created with the user, in the same transaction.
     pub profile: Option<ProfileInput>,
 }
 
+/// A profile's contents.
 #[derive(InputObject)]
 pub struct ProfileInput {
+    /// Stored as written, spaces included; null is no bio.
     pub bio: Option<String>,
 }
 
@@ -360,7 +369,9 @@ impl CreateUserInput {
 /// Changes to a user: an omitted field stays as it is; `name: null` clears the name.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
+    /// Stored trimmed and lower-cased; may not be null.
     pub email: MaybeUndefined<String>,
+    /// Stored trimmed; null or a blank name clears it.
     pub name: MaybeUndefined<String>,
     /// Creates the profile or replaces its bio.
     pub profile: MaybeUndefined<ProfileInput>,
@@ -396,7 +407,9 @@ impl UpdateUserInput {
 #[derive(InputObject)]
 pub struct CreatePostInput {
     pub author_id: Uuid,
+    /// Stored trimmed; may not be blank.
     pub title: String,
+    /// Stored as written, spaces included.
     pub content: Option<String>,
 }
 
@@ -413,7 +426,9 @@ impl CreatePostInput {
 /// Changes to a post: an omitted field stays as it is; `content: null` clears it.
 #[derive(InputObject)]
 pub struct UpdatePostInput {
+    /// Stored trimmed; may not be blank or null.
     pub title: MaybeUndefined<String>,
+    /// Stored as written, spaces included; null clears it.
     pub content: MaybeUndefined<String>,
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod cache;
+mod conformance;
 mod faults;
 mod hostile;
 mod http;

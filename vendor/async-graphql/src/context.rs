@@ -568,11 +568,45 @@ impl<'a, T> ContextBase<'a, T> {
             })
     }
 
+    /// Whether the request left variable `name` out and its definition has no default: an
+    /// argument or input object field bound to it is then absent, not null (GraphQL spec,
+    /// "Coercing Field Arguments" and "Input Objects").
+    fn is_variable_absent(&self, name: &str) -> bool {
+        !self.query_env.variables.contains_key(name)
+            && self
+                .query_env
+                .operation
+                .node
+                .variable_definitions
+                .iter()
+                .find(|def| def.node.name.node == name)
+                .is_some_and(|def| def.node.default_value.is_none())
+    }
+
     pub(crate) fn resolve_input_value(&self, value: Positioned<InputValue>) -> ServerResult<Value> {
         let pos = value.pos;
-        value
-            .node
-            .into_const_with(|name| self.var_value(&name, pos))
+        self.resolve_input_value_at(value.node, pos)
+    }
+
+    /// The constant value of `value`, leaving out the input object fields bound to absent
+    /// variables.
+    fn resolve_input_value_at(&self, value: InputValue, pos: Pos) -> ServerResult<Value> {
+        match value {
+            InputValue::Object(fields) => fields
+                .into_iter()
+                .filter(|(_, value)| {
+                    !matches!(value, InputValue::Variable(name) if self.is_variable_absent(name))
+                })
+                .map(|(name, value)| Ok((name, self.resolve_input_value_at(value, pos)?)))
+                .collect::<ServerResult<_>>()
+                .map(Value::Object),
+            InputValue::List(items) => items
+                .into_iter()
+                .map(|item| self.resolve_input_value_at(item, pos))
+                .collect::<ServerResult<_>>()
+                .map(Value::List),
+            value => value.into_const_with(|name| self.var_value(&name, pos)),
+        }
     }
 
     #[doc(hidden)]
@@ -586,6 +620,9 @@ impl<'a, T> ContextBase<'a, T> {
             .iter()
             .find(|(n, _)| n.node.as_str() == name)
             .map(|(_, value)| value)
+            .filter(|value| {
+                !matches!(&value.node, InputValue::Variable(name) if self.is_variable_absent(name))
+            })
             .cloned();
         if value.is_none()
             && let Some(default) = default

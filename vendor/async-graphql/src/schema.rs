@@ -10,20 +10,23 @@ use futures_util::stream::{self, BoxStream, FuturesOrdered, StreamExt};
 
 use crate::{
     BatchRequest, BatchResponse, CacheControl, ContextBase, EmptyMutation, EmptySubscription,
-    Executor, InputType, ObjectType, OutputType, QueryEnv, Request, Response, ServerError,
-    ServerResult, SubscriptionType, Variables,
-    context::{Data, QueryEnvInner},
+    Executor, InputType, ObjectType, OutputType, QueryEnv, QueryPathSegment, Request, Response,
+    ServerError, ServerResult, SubscriptionType, Value as ConstValue, Variables,
+    context::{Data, QueryEnvInner, QueryPathNode},
     custom_directive::CustomDirectiveFactory,
     extensions::{ExtensionFactory, Extensions},
     parser::{
         Positioned, parse_query,
-        types::{Directive, DocumentOperations, OperationType, Selection, SelectionSet},
+        types::{
+            BaseType, Directive, DocumentOperations, OperationDefinition, OperationType,
+            Selection, SelectionSet, Type,
+        },
     },
     registry::{Registry, SDLExportOptions},
     resolver_utils::{resolve_container, resolve_container_serial},
     subscription::collect_subscription_streams,
     types::QueryRoot,
-    validation::{ValidationMode, check_rules},
+    validation::{ValidationMode, check_rules, is_valid_input_value},
 };
 
 /// Introspection mode
@@ -846,6 +849,86 @@ fn remove_skipped_selection(selection_set: &mut SelectionSet, variables: &Variab
     }
 }
 
+/// The operation a request runs: the one named, or the only one.
+fn chosen_operation<'a>(
+    document: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, operation_name) {
+        (DocumentOperations::Single(operation), None) => Some(operation),
+        (DocumentOperations::Single(_), Some(_)) => None,
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// Whether `ty` names an input type of the schema; other variables are left to validation.
+fn is_input_type(registry: &Registry, ty: &Type) -> bool {
+    match &ty.base {
+        BaseType::Named(name) => registry
+            .types
+            .get(name.as_str())
+            .is_some_and(|meta| meta.is_input()),
+        BaseType::List(item) => is_input_type(registry, item),
+    }
+}
+
+/// CoerceVariableValues (GraphQL spec, "Coercing Variable Values"): each variable of the
+/// operation keeps its provided value, checked against its type, or takes its default; a
+/// required variable left out, a null for a non-null one or a value of the wrong type is a
+/// request error, and nothing executes. A variable with neither a value nor a default stays
+/// absent, so what it is bound to is absent too.
+fn coerce_variable_values(
+    registry: &Registry,
+    operation: &OperationDefinition,
+    variables: &mut Variables,
+) -> Result<(), Vec<ServerError>> {
+    let mut errors = Vec::new();
+    for definition in &operation.variable_definitions {
+        let pos = definition.pos;
+        let definition = &definition.node;
+        let name = &definition.name.node;
+        let ty = &definition.var_type.node;
+        let message = match variables.get(name) {
+            None => match &definition.default_value {
+                Some(default) => {
+                    variables.insert(name.clone(), default.node.clone());
+                    continue;
+                }
+                None if !ty.nullable => {
+                    format!(r#"Variable "${name}" of required type "{ty}" was not provided."#)
+                }
+                None => continue,
+            },
+            Some(ConstValue::Null) if !ty.nullable => {
+                format!(r#"Variable "${name}" of non-null type "{ty}" must not be null."#)
+            }
+            Some(_) if !is_input_type(registry, ty) => continue,
+            Some(value) => {
+                let path = QueryPathNode {
+                    parent: None,
+                    segment: QueryPathSegment::Name(name),
+                };
+                match is_valid_input_value(registry, &ty.to_string(), value, path) {
+                    Some(reason) => {
+                        format!(r#"Variable "${name}" got invalid value {value}; {reason}."#)
+                    }
+                    None => continue,
+                }
+            }
+        };
+        errors.push(ServerError::new(message, Some(pos)));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn prepare_request(
     mut extensions: Extensions,
@@ -881,6 +964,12 @@ pub(crate) async fn prepare_request(
             .parse_query(query, &request.variables, &mut fut_parse)
             .await?
     };
+
+    // Variables are coerced before validation, which reads them to check arguments and to
+    // compute complexity; a document that names no operation it holds fails later.
+    if let Some(operation) = chosen_operation(&document, request.operation_name.as_deref()) {
+        coerce_variable_values(registry, &operation.node, &mut request.variables)?;
+    }
 
     // check rules
     let validation_result = {

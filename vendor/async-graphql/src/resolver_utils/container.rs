@@ -174,37 +174,82 @@ async fn resolve_container_inner<'a, T: ContainerType + ?Sized>(
     let mut fields = Fields(Vec::new());
     fields.add_set(ctx, root)?;
 
-    Ok(do_resolve_container(ctx, parallel, fields.0).await)
+    try_resolve_container(ctx, parallel, fields.0).await
 }
 
+#[cfg_attr(not(feature = "dynamic-schema"), allow(dead_code))]
 pub(crate) async fn do_resolve_container<'a>(
     ctx: &ContextSelectionSet<'a>,
     parallel: bool,
     futures: Vec<BoxFieldFuture<'a>>,
 ) -> Value {
-    let mut results = IndexMap::new();
-    let mut handle = |res| match res {
-        Ok((name, value)) => insert_value(&mut results, name, value),
-        Err(e) => ctx.add_error(e),
-    };
+    match try_resolve_container(ctx, parallel, futures).await {
+        Ok(value) => value,
+        Err(err) => {
+            ctx.add_error(err);
+            Value::Null
+        }
+    }
+}
 
-    if parallel {
-        let mut set = FuturesUnordered::new();
-        set.extend(futures);
-        while let Some(field) = set.next().await {
-            handle(field);
+/// Resolves the collected fields and builds the object in selection order (GraphQL spec,
+/// "Serialization Format"), however the fields' futures complete. A field's error has
+/// already been recorded with a null in its place when the field is nullable; the error of
+/// a non-null field is returned, so the whole object becomes null in the field above
+/// ("Handling Field Errors"). Every field runs to the end first, so which errors are
+/// recorded does not depend on timing.
+pub(crate) async fn try_resolve_container<'a>(
+    ctx: &ContextSelectionSet<'a>,
+    parallel: bool,
+    futures: Vec<BoxFieldFuture<'a>>,
+) -> ServerResult<Value> {
+    let mut outcomes = Vec::with_capacity(futures.len());
+    if parallel && futures.len() > 1 {
+        outcomes.resize_with(futures.len(), || None);
+        let mut set: FuturesUnordered<_> = futures
+            .into_iter()
+            .enumerate()
+            .map(|(index, field)| field.map(move |outcome| (index, outcome)))
+            .collect();
+        while let Some((index, outcome)) = set.next().await {
+            outcomes[index] = Some(outcome);
         }
     } else {
-        for fut in futures {
-            handle(fut.await);
+        for field in futures {
+            let outcome = field.await;
+            let failed = outcome.is_err();
+            outcomes.push(Some(outcome));
+            if failed {
+                // Serial execution (mutations) stops at a non-null field's error.
+                break;
+            }
         }
     }
 
-    if results.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(results)
+    let mut results = IndexMap::with_capacity(outcomes.len());
+    let mut propagated = None;
+    for outcome in outcomes.into_iter().flatten() {
+        match outcome {
+            Ok((name, value)) => insert_value(&mut results, name, value),
+            Err(err) if propagated.is_none() => propagated = Some(err),
+            Err(err) => ctx.add_error(err),
+        }
     }
+    match propagated {
+        Some(err) => Err(err),
+        None => Ok(Value::Object(results)),
+    }
+}
+
+/// Whether the field `name` of the object type `type_name` is declared non-null; unknown
+/// fields count as nullable.
+fn is_non_null_field(ctx: &ContextSelectionSet<'_>, type_name: &str, name: &str) -> bool {
+    ctx.schema_env
+        .registry
+        .types
+        .get(type_name)
+        .and_then(|ty| ty.field_by_name(name))
+        .is_some_and(|field| field.ty.ends_with('!'))
 }
 
 type BoxFieldFuture<'a> = Pin<Box<dyn Future<Output = ServerResult<(Name, Value)>> + 'a + Send>>;
@@ -236,8 +281,9 @@ impl<'a> Fields<'a> {
                     }
 
                     let resolve_fut = Box::pin({
+                        let parent = ctx.clone();
                         let ctx = ctx.clone();
-                        async move {
+                        let resolved = async move {
                             let ctx_field = ctx.with_field(field);
                             let field_name = ctx_field.item.node.response_key().node.clone();
                             let extensions = &ctx.query_env.extensions;
@@ -332,6 +378,22 @@ impl<'a> Fields<'a> {
                                             .unwrap_or_default(),
                                     ))
                                 }
+                            }
+                        };
+                        async move {
+                            match resolved.await {
+                                Err(err)
+                                    if !is_non_null_field(
+                                        &parent,
+                                        &root.introspection_type_name(),
+                                        &field.node.name.node,
+                                    ) =>
+                                {
+                                    // A nullable field that errors is null, its key kept.
+                                    parent.add_error(err);
+                                    Ok((field.node.response_key().node.clone(), Value::Null))
+                                }
+                                outcome => outcome,
                             }
                         }
                     });

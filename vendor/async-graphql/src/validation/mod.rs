@@ -8,6 +8,7 @@ mod utils;
 mod visitor;
 mod visitors;
 
+pub(crate) use utils::is_valid_input_value;
 pub use visitor::VisitorContext;
 use visitor::{VisitorNil, visit};
 

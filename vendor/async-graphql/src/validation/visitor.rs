@@ -623,6 +623,10 @@ fn visit_selection<'a, V: Visitor<'a>>(
                     vec![field.pos],
                     "Unknown field \"__typename\" on type \"Subscription\".",
                 );
+            } else {
+                // `__typename` has no field definition to visit, but its directives count:
+                // a variable used only in `@include(if: $v)` on it is used.
+                visit_directives(v, ctx, &field.node.directives);
             }
         }
         Selection::FragmentSpread(fragment_spread) => {

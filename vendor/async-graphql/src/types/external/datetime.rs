@@ -60,6 +60,10 @@ impl ScalarType for DateTime<Utc> {
         }
     }
 
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(s) if s.parse::<DateTime<Utc>>().is_ok())
+    }
+
     fn to_value(&self) -> Value {
         Value::String(self.to_rfc3339())
     }

@@ -23,6 +23,12 @@ impl ScalarType for Uuid {
         }
     }
 
+    // A literal that is no UUID fails validation ("Values of Correct Type"), and a variable
+    // that is none fails variable coercion, before anything executes.
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(s) if Uuid::parse_str(s).is_ok())
+    }
+
     fn to_value(&self) -> Value {
         Value::String(self.to_string())
     }

@@ -2,8 +2,8 @@ use crate::{
     Name, Positioned,
     model::__DirectiveLocation,
     parser::types::{
-        Directive, Field, FragmentDefinition, FragmentSpread, InlineFragment, OperationDefinition,
-        OperationType,
+        Directive, FragmentDefinition, FragmentSpread, InlineFragment, OperationDefinition,
+        OperationType, Selection,
     },
     validation::visitor::{Visitor, VisitorContext},
 };
@@ -85,12 +85,18 @@ impl<'a> Visitor<'a> for KnownDirectives {
         }
     }
 
-    fn enter_field(&mut self, _ctx: &mut VisitorContext<'a>, _field: &'a Positioned<Field>) {
-        self.location_stack.push(__DirectiveLocation::FIELD);
+    // On the selection rather than the field: `__typename` is a field selection the visitor
+    // does not enter as a field, and its directives are on a field all the same.
+    fn enter_selection(&mut self, _ctx: &mut VisitorContext<'a>, selection: &'a Positioned<Selection>) {
+        if let Selection::Field(_) = &selection.node {
+            self.location_stack.push(__DirectiveLocation::FIELD);
+        }
     }
 
-    fn exit_field(&mut self, _ctx: &mut VisitorContext<'a>, _field: &'a Positioned<Field>) {
-        self.location_stack.pop();
+    fn exit_selection(&mut self, _ctx: &mut VisitorContext<'a>, selection: &'a Positioned<Selection>) {
+        if let Selection::Field(_) = &selection.node {
+            self.location_stack.pop();
+        }
     }
 
     fn enter_fragment_spread(
