@@ -108,11 +108,15 @@ async fn graphql_post(
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error_response(
+            let mut response = error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
                 &format!("the request body is larger than {} bytes", state.http.max_body_bytes),
             );
+            // The rest of the body is never read, so the connection cannot carry another
+            // request: say so, or the client sends its next request down a closing socket.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
         Err(rejection) => return error_response(rejection.status(), "BAD_REQUEST", &rejection.body_text()),
     };
@@ -178,8 +182,9 @@ impl TryFrom<WireRequest> for async_graphql::Request {
         match wire.extensions {
             None | Some(async_graphql::Value::Null) => {}
             Some(async_graphql::Value::Object(extensions)) => {
-                request.extensions =
-                    async_graphql::Extensions(extensions.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+                request.extensions = async_graphql::Extensions(
+                    extensions.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                );
             }
             Some(_) => return Err("`extensions` must be an object".to_owned()),
         }
@@ -256,11 +261,12 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
             // GraphQL over HTTP: under its own media type, a request that failed before
             // execution (parse, validation, variables, limits) is a 400; plain JSON clients
             // always get 200.
-            let status = if media_type == ResponseMediaType::GraphqlResponseJson && is_request_error(&response) {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
+            let status =
+                if media_type == ResponseMediaType::GraphqlResponseJson && is_request_error(&response) {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::OK
+                };
             return graphql_response(status, media_type, &GraphqlBody::from(&response));
         }
         BatchRequest::Batch(requests) => {
@@ -276,11 +282,14 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
 }
 
 /// Executes one operation with loaders of its own, its errors coded, masked and counted.
-async fn execute_one(state: &AppState, request: async_graphql::Request, request_id: &str) -> async_graphql::Response {
+async fn execute_one(
+    state: &AppState,
+    request: async_graphql::Request,
+    request_id: &str,
+) -> async_graphql::Response {
     let queue = BatchQueue::default();
     let loaders = Arc::new(Loaders::new(&state.services, &queue));
-    let mut response =
-        queue.run(graphql::execute(&state.schema, &state.limits, request.data(loaders))).await;
+    let mut response = queue.run(graphql::execute(&state.schema, &state.limits, request.data(loaders))).await;
     mask_internal_errors(&mut response, request_id);
     record_graphql(std::slice::from_ref(&response));
     response
@@ -359,7 +368,8 @@ impl ResponseMediaType {
             let better = match best {
                 None => true,
                 Some((q, current)) => {
-                    quality > q || (quality == q && candidate == Self::GraphqlResponseJson && current != candidate)
+                    quality > q
+                        || (quality == q && candidate == Self::GraphqlResponseJson && current != candidate)
                 }
             };
             if quality > 0.0 && better {
@@ -385,12 +395,20 @@ fn parse_media_range(range: &str) -> Option<(String, f32)> {
     Some((media_type, quality))
 }
 
-fn graphql_response(status: StatusCode, media_type: ResponseMediaType, body: &impl serde::Serialize) -> Response {
+fn graphql_response(
+    status: StatusCode,
+    media_type: ResponseMediaType,
+    body: &impl serde::Serialize,
+) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, media_type.content_type())], bytes).into_response(),
         Err(error) => {
             tracing::error!(%error, "serialising a response");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "internal server error",
+            )
         }
     }
 }

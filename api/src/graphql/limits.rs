@@ -10,7 +10,9 @@ use async_graphql::{
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
-use super::codes::{self, GRAPHQL_PARSE_FAILED, QUERY_TOO_COMPLEX, set_code_if_missing};
+use super::codes::{
+    self, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, QUERY_TOO_COMPLEX, set_code_if_missing,
+};
 
 /// The limits, from the settings.
 #[derive(Debug, Clone)]
@@ -33,7 +35,54 @@ pub fn prepare(request: &mut Request, limits: &Limits) -> Result<(), ServerError
         set_code_if_missing(&mut error, GRAPHQL_PARSE_FAILED);
         error
     })?;
+    if let Some(name) = fragment_cycle(document) {
+        // async-graphql measures nesting through fragments before it validates, and would
+        // call a cycle too deep; it is a validation error ("Fragments Must Not Form Cycles").
+        return Err(codes::error(
+            format!("Cannot spread fragment \"{name}\" within itself."),
+            GRAPHQL_VALIDATION_FAILED,
+        ));
+    }
     check(document, limits).map_err(|message| codes::error(message, QUERY_TOO_COMPLEX))
+}
+
+/// The name of a fragment that spreads itself, directly or through others, if any.
+fn fragment_cycle(document: &ExecutableDocument) -> Option<&str> {
+    /// Depth-first over spreads: `Some(true)` on the current path, `Some(false)` done.
+    fn visit<'a>(
+        document: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        state: &mut HashMap<&'a str, bool>,
+    ) -> Option<&'a str> {
+        set.items.iter().find_map(|item| match &item.node {
+            Selection::Field(field) => visit(document, &field.node.selection_set.node, state),
+            Selection::InlineFragment(inline) => visit(document, &inline.node.selection_set.node, state),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                match state.get(name) {
+                    Some(true) => Some(name),
+                    Some(false) => None,
+                    None => {
+                        let fragment = document.fragments.get(name)?;
+                        state.insert(name, true);
+                        let cycle = visit(document, &fragment.node.selection_set.node, state);
+                        state.insert(name, false);
+                        cycle
+                    }
+                }
+            }
+        })
+    }
+    let mut state = HashMap::new();
+    document.fragments.iter().find_map(|(name, fragment)| {
+        if state.contains_key(name.as_str()) {
+            return None;
+        }
+        state.insert(name.as_str(), true);
+        let cycle = visit(document, &fragment.node.selection_set.node, &mut state);
+        state.insert(name.as_str(), false);
+        cycle
+    })
 }
 
 /// What async-graphql's parser says of a document nested deeper than it will go (64

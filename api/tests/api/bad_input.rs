@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, error_codes, spawn_app};
 
 crate::backend_tests!(
-    a_malformed_uuid_is_bad_user_input,
+    a_malformed_uuid_is_refused_before_anything_runs,
     an_invalid_email_is_rejected_and_nothing_is_written,
     a_taken_email_is_a_conflict_on_create_and_on_update,
     page_sizes_out_of_range_are_bad_user_input,
@@ -27,15 +27,20 @@ async fn table_sizes(app: &TestApp) -> (i64, i64, i64) {
     (app.rows("users").await, app.rows("posts").await, app.rows("profiles").await)
 }
 
-async fn a_malformed_uuid_is_bad_user_input(backend: Backend) {
+async fn a_malformed_uuid_is_refused_before_anything_runs(backend: Backend) {
     let app = spawn_app(backend).await;
 
     let literal = app.graphql(r#"{ user(id: "not-a-uuid") { id } }"#, json!({})).await;
-    let variable = app.graphql("query($id: UUID!) { post(id: $id) { id } }", json!({ "id": "1234" })).await;
     let in_mutation = app.graphql(r#"mutation { deleteUser(id: "zzz") }"#, json!({})).await;
+    let variable = app.graphql("query($id: UUID!) { post(id: $id) { id } }", json!({ "id": "1234" })).await;
 
-    for body in [&literal, &variable, &in_mutation] {
-        assert_eq!(only_code(body), "BAD_USER_INPUT", "{body}");
+    // A literal is checked by validation, a variable by variable coercion; neither runs.
+    for body in [&literal, &in_mutation] {
+        assert_eq!(only_code(body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    }
+    assert_eq!(only_code(&variable), "BAD_USER_INPUT", "{variable}");
+    for body in [&literal, &in_mutation, &variable] {
+        assert!(body.get("data").is_none(), "{body}");
     }
 }
 

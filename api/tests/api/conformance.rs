@@ -55,7 +55,8 @@ async fn post(app: &TestApp, accept: Option<&str>, body: &Value) -> Raw {
 /// POSTs an operation as a GraphQL-over-HTTP client does, and returns the body's text
 /// (asserting a 200).
 async fn text(app: &TestApp, query: &str, variables: Value) -> String {
-    let raw = post(app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": query, "variables": variables })).await;
+    let raw =
+        post(app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": query, "variables": variables })).await;
     assert_eq!(raw.status, 200, "{}", raw.body);
     raw.body
 }
@@ -223,12 +224,18 @@ async fn variable_coercion_failures_are_request_errors(backend: Backend) {
     let before = app.counter("db_queries_total").await;
     let query = "query($id: UUID!) { user(id: $id) { id } }";
 
-    let invalid = post(&app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": query, "variables": { "id": "x" } })).await;
+    let invalid =
+        post(&app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": query, "variables": { "id": "x" } })).await;
     let missing = post(&app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": query })).await;
-    let null = post(&app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": query, "variables": { "id": null } })).await;
+    let null =
+        post(&app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": query, "variables": { "id": null } }))
+            .await;
     let legacy = post(&app, Some("application/json"), &json!({ "query": query })).await;
 
-    assert_eq!((invalid.status, missing.status, null.status), (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST));
+    assert_eq!(
+        (invalid.status, missing.status, null.status),
+        (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST)
+    );
     assert_eq!(
         invalid.body,
         r#"{"errors":[{"message":"Variable \"$id\" got invalid value \"x\"; \"id\", expected type \"UUID\".","locations":[{"line":1,"column":7}],"extensions":{"code":"BAD_USER_INPUT"}}]}"#
@@ -258,7 +265,11 @@ async fn the_response_media_type_follows_accept(backend: Backend) {
         (Some("*/*"), StatusCode::OK, json_type),
         (Some("application/*"), StatusCode::OK, json_type),
         (Some(GRAPHQL_RESPONSE_JSON), StatusCode::BAD_REQUEST, graphql_type),
-        (Some("application/graphql-response+json, application/json;q=0.9"), StatusCode::BAD_REQUEST, graphql_type),
+        (
+            Some("application/graphql-response+json, application/json;q=0.9"),
+            StatusCode::BAD_REQUEST,
+            graphql_type,
+        ),
         (Some("application/json, application/graphql-response+json;q=0.5"), StatusCode::OK, json_type),
         (Some("application/graphql-response+json;q=0, application/json"), StatusCode::OK, json_type),
     ];
@@ -277,7 +288,8 @@ async fn request_errors_have_no_data_key(backend: Backend) {
 
     let unparsable = post(&app, None, &json!({ "query": "{ users { " })).await;
     let invalid = post(&app, None, &json!({ "query": "{ nope }" })).await;
-    let unknown_operation = post(&app, None, &json!({ "query": "query A { __typename }", "operationName": "B" })).await;
+    let unknown_operation =
+        post(&app, None, &json!({ "query": "query A { __typename }", "operationName": "B" })).await;
 
     for raw in [unparsable, invalid, unknown_operation] {
         let body: Value = serde_json::from_str(&raw.body).expect("a JSON body");
@@ -321,7 +333,9 @@ async fn every_document_too_deep_gets_the_same_code(backend: Backend) {
 async fn a_subscription_over_post_is_refused_with_one_error(backend: Backend) {
     let app = spawn_app(backend).await;
 
-    let raw = post(&app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": "subscription { postCreated { id } }" })).await;
+    let raw =
+        post(&app, Some(GRAPHQL_RESPONSE_JSON), &json!({ "query": "subscription { postCreated { id } }" }))
+            .await;
 
     assert_eq!(raw.status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -342,7 +356,10 @@ async fn names_and_titles_are_trimmed_and_content_is_kept_as_written(backend: Ba
     )
     .await;
 
-    assert_eq!(body, r#"{"data":{"createPost":{"title":"Notes","content":"  indented","author":{"name":"Ada"}}}}"#);
+    assert_eq!(
+        body,
+        r#"{"data":{"createPost":{"title":"Notes","content":"  indented","author":{"name":"Ada"}}}}"#
+    );
 }
 
 async fn a_batch_runs_its_operations_in_order(backend: Backend) {
@@ -363,7 +380,9 @@ async fn a_batch_runs_its_operations_in_order(backend: Backend) {
         assert_eq!(raw.status, 200);
         assert_eq!(
             raw.body,
-            format!(r#"[{{"data":{{"createUser":{{"email":"{email}"}}}}}},{{"data":{{"userByEmail":{{"email":"{email}"}}}}}}]"#)
+            format!(
+                r#"[{{"data":{{"createUser":{{"email":"{email}"}}}}}},{{"data":{{"userByEmail":{{"email":"{email}"}}}}}}]"#
+            )
         );
     }
 }

@@ -70,7 +70,7 @@ async fn health_and_readiness_answer(backend: Backend) {
 async fn metrics_are_exposed_in_prometheus_text(backend: Backend) {
     let app = spawn_app(backend).await;
     app.graphql("{ users { totalCount } }", json!({})).await;
-    app.graphql("{ user(id: \"bad\") { id } }", json!({})).await;
+    app.graphql("query($id: UUID!) { user(id: $id) { id } }", json!({ "id": "bad" })).await;
 
     let metrics = app.metrics().await;
 
