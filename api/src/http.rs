@@ -255,7 +255,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         );
     };
     let request_id = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let body = match batch {
+    let responses = match batch {
         BatchRequest::Single(request) => {
             let response = execute_one(state, request, request_id).await;
             // GraphQL over HTTP: under its own media type, a request that failed before
@@ -277,7 +277,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
             responses
         }
     };
-    let bodies: Vec<GraphqlBody<'_>> = body.iter().map(GraphqlBody::from).collect();
+    let bodies: Vec<GraphqlBody<'_>> = responses.iter().map(GraphqlBody::from).collect();
     graphql_response(StatusCode::OK, media_type, &bodies)
 }
 

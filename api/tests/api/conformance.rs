@@ -18,6 +18,7 @@ crate::backend_tests!(
     an_invalid_literal_is_a_validation_error_and_nothing_executes,
     a_nullable_field_that_errors_keeps_its_key_with_null,
     a_non_null_field_that_errors_nulls_its_parent,
+    a_mutation_that_fails_stops_the_mutations_after_it,
     variable_coercion_failures_are_request_errors,
     the_response_media_type_follows_accept,
     request_errors_have_no_data_key,
@@ -217,6 +218,30 @@ async fn a_non_null_field_that_errors_nulls_its_parent(backend: Backend) {
         body,
         r#"{"data":null,"errors":[{"message":"`first` must be between 1 and 100, got 1000","locations":[{"line":1,"column":17}],"path":["users"],"extensions":{"code":"BAD_USER_INPUT"}}]}"#
     );
+}
+
+async fn a_mutation_that_fails_stops_the_mutations_after_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let missing = uuid::Uuid::now_v7();
+
+    // Root mutation fields run one after another; `deletePost` may not be null, so its
+    // error nulls `data`, and the mutation after it never runs.
+    let body = text(
+        &app,
+        &format!(
+            r#"mutation {{ a: createUser(input: {{ email: "a@example.com" }}) {{ email }} b: deletePost(id: "{missing}") c: createUser(input: {{ email: "c@example.com" }}) {{ email }} }}"#
+        ),
+        json!({}),
+    )
+    .await;
+
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"data":null,"errors":[{{"message":"no post with id {missing}","locations":[{{"line":1,"column":71}}],"path":["b"],"extensions":{{"code":"NOT_FOUND"}}}}]}}"#
+        )
+    );
+    assert_eq!(app.rows("users").await, 1, "only the mutation before the failure ran");
 }
 
 async fn variable_coercion_failures_are_request_errors(backend: Backend) {
