@@ -35,6 +35,17 @@ pub fn prepare(request: &mut Request, limits: &Limits) -> Result<(), ServerError
         set_code_if_missing(&mut error, GRAPHQL_PARSE_FAILED);
         error
     })?;
+    // Every walk below recurses through fragment spreads; bound their number first, so no
+    // chain of fragments can run a walk out of stack.
+    if document.fragments.len() > MAX_FRAGMENTS {
+        return Err(codes::error(
+            format!(
+                "the document defines {} fragments; at most {MAX_FRAGMENTS} are allowed",
+                document.fragments.len()
+            ),
+            QUERY_TOO_COMPLEX,
+        ));
+    }
     if let Some(name) = fragment_cycle(document) {
         // async-graphql measures nesting through fragments before it validates, and would
         // call a cycle too deep; it is a validation error ("Fragments Must Not Form Cycles").
@@ -84,6 +95,10 @@ fn fragment_cycle(document: &ExecutableDocument) -> Option<&str> {
         cycle
     })
 }
+
+/// Fragments one document may define: far more than client tools generate, few enough
+/// that a chain of them cannot exhaust a worker's stack.
+const MAX_FRAGMENTS: usize = 500;
 
 /// What async-graphql's parser says of a document nested deeper than it will go (64
 /// selection sets), before the depth can be measured.

@@ -188,3 +188,19 @@ async fn graphql_response_json_clients_get_400_for_documents_that_do_not_validat
     assert_eq!(unparsable.status(), 400);
     assert_eq!(valid.status(), 200);
 }
+
+#[tokio::test]
+async fn a_long_chain_of_fragments_is_refused_and_the_server_lives() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let n = 20_000;
+    let mut document = String::from("query { ...F0 }\n");
+    for i in 0..n {
+        document.push_str(&format!("fragment F{i} on Query {{ ...F{} }}\n", i + 1));
+    }
+    document.push_str(&format!("fragment F{n} on Query {{ __typename }}\n"));
+
+    let body = app.graphql(&document, json!({})).await;
+
+    assert_eq!(only_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
