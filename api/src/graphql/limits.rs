@@ -84,8 +84,11 @@ fn fragment_cycle(document: &ExecutableDocument) -> Option<&str> {
             }
         })
     }
+    // In document order, as graphql-js reports it, so one document always gets one answer.
+    let mut fragments: Vec<_> = document.fragments.iter().collect();
+    fragments.sort_by_key(|(_, fragment)| (fragment.pos.line, fragment.pos.column));
     let mut state = HashMap::new();
-    document.fragments.iter().find_map(|(name, fragment)| {
+    fragments.into_iter().find_map(|(name, fragment)| {
         if state.contains_key(name.as_str()) {
             return None;
         }
