@@ -105,6 +105,40 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub request_timeout_secs: u64,
 
+    /// Seconds a client has to send a whole request head, counted from connecting and from
+    /// the first byte of each later request; then the connection is closed.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request before it is closed;
+    /// above the 60 s of common load balancers, so that they close first.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 75,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+    pub http_idle_timeout_secs: u64,
+
+    /// Most client connections open at once; beyond it new ones are refused at once.
+    /// Unset: three quarters of the process's descriptor limit, less room for the pool.
+    #[arg(long, env = "MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_connections: Option<u64>,
+
+    /// Most GraphQL requests executing at once; more wait their turn. Unset: 32 per core.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS",
+          value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
+    pub max_concurrent_requests: Option<u64>,
+
+    /// Most requests waiting their turn; one more is refused at once with 503 and
+    /// `Retry-After` (load shedding), so the latency of those admitted stays bounded.
+    #[arg(long, env = "MAX_QUEUED_REQUESTS", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000), global = true)]
+    pub max_queued_requests: u64,
+
+    /// Longest a request waits its turn, in milliseconds, before it is refused with 503.
+    #[arg(long, env = "QUEUE_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
+    pub queue_timeout_ms: u64,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1024..), global = true)]
@@ -175,6 +209,41 @@ impl Config {
 
     pub fn db_connect_timeout(&self) -> Duration {
         Duration::from_secs(self.db_connect_timeout_secs)
+    }
+
+    /// The connection limits for a process allowed `descriptor_limit` open descriptors;
+    /// an explicit `MAX_CONNECTIONS` the limit cannot honour is an error.
+    pub fn connection_settings(
+        &self,
+        descriptor_limit: u64,
+    ) -> anyhow::Result<crate::connections::ConnectionSettings> {
+        use crate::connections::{default_max_connections, highest_max_connections};
+        let highest = highest_max_connections(descriptor_limit, self.db_max_connections);
+        let max_connections = match self.max_connections {
+            None => default_max_connections(descriptor_limit, self.db_max_connections),
+            Some(wanted) if wanted <= highest => wanted,
+            Some(wanted) => anyhow::bail!(
+                "MAX_CONNECTIONS is {wanted}, but the open-descriptor limit ({descriptor_limit}) \
+                 leaves room for at most {highest}: lower it or raise the limit (ulimit -n)"
+            ),
+        };
+        Ok(crate::connections::ConnectionSettings {
+            header_timeout: Duration::from_secs(self.http_header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.http_idle_timeout_secs),
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// How many requests may execute at once, and how many and how long may wait.
+    pub fn admission(&self) -> crate::http::Admission {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let concurrent =
+            self.max_concurrent_requests.map_or(32 * cores, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        crate::http::Admission::new(
+            concurrent,
+            usize::try_from(self.max_queued_requests).unwrap_or(usize::MAX),
+            Duration::from_millis(self.queue_timeout_ms),
+        )
     }
 
     pub fn limits(&self) -> crate::graphql::Limits {

@@ -4,16 +4,12 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use async_graphql::{
-    BatchRequest,
-    http::{GraphiQLSource, parse_query_string},
-    parser::types::OperationType,
-};
+use async_graphql::{BatchRequest, http::GraphiQLSource, parser::types::OperationType};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -25,6 +21,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -67,6 +64,53 @@ impl From<&crate::config::Config> for HttpSettings {
     }
 }
 
+/// Load shedding: how many GraphQL requests execute at once, and how many may wait their
+/// turn and for how long. Past that a request is refused at once with 503, so those
+/// admitted are answered in bounded time instead of every client waiting longer.
+pub struct Admission {
+    running: Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    max_wait: Duration,
+}
+
+impl Admission {
+    pub fn new(concurrent: usize, max_waiting: usize, max_wait: Duration) -> Self {
+        Self { running: Semaphore::new(concurrent), waiting: AtomicUsize::new(0), max_waiting, max_wait }
+    }
+
+    /// A turn to execute, or `None` when the request is to be shed.
+    async fn admit(&self) -> Option<SemaphorePermit<'_>> {
+        if let Ok(turn) = self.running.try_acquire() {
+            return Some(turn);
+        }
+        let waiting = Waiting::join(&self.waiting);
+        if waiting.ahead >= self.max_waiting {
+            return None;
+        }
+        tokio::time::timeout(self.max_wait, self.running.acquire()).await.ok()?.ok()
+    }
+}
+
+/// One place in the queue of requests waiting their turn, given up when dropped.
+struct Waiting<'a> {
+    queue: &'a AtomicUsize,
+    /// How many were waiting already.
+    ahead: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn join(queue: &'a AtomicUsize) -> Self {
+        Self { queue, ahead: queue.fetch_add(1, Ordering::Relaxed) }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.queue.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -76,6 +120,8 @@ pub struct AppState {
     pub services: Services,
     pub metrics: PrometheusHandle,
     pub http: HttpSettings,
+    /// The bound on requests executing and waiting.
+    pub admission: Arc<Admission>,
     /// Set when shutdown begins, so `/readyz` takes the instance out of rotation.
     pub draining: Arc<AtomicBool>,
 }
@@ -192,6 +238,32 @@ impl TryFrom<WireRequest> for async_graphql::Request {
     }
 }
 
+/// A GET request's parameters (GraphQL over HTTP, "GET"): `variables` and `extensions`
+/// are JSON text, held to the same rules as in a POST body.
+fn parse_query_string(query: &str) -> Result<async_graphql::Request, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Params {
+        #[serde(default)]
+        query: String,
+        operation_name: Option<String>,
+        variables: Option<String>,
+        extensions: Option<String>,
+    }
+    fn json(text: Option<String>, name: &str) -> Result<Option<async_graphql::Value>, String> {
+        text.map(|text| serde_json::from_str(&text).map_err(|e| format!("`{name}` is not JSON: {e}")))
+            .transpose()
+    }
+    let params: Params = serde_urlencoded::from_str(query).map_err(|e| e.to_string())?;
+    WireRequest {
+        query: params.query,
+        operation_name: params.operation_name,
+        variables: json(params.variables, "variables")?,
+        extensions: json(params.extensions, "extensions")?,
+    }
+    .try_into()
+}
+
 /// A JSON body: one request object, or an array of them (a batch).
 fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
     let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -253,6 +325,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
             "NOT_ACCEPTABLE",
             "the response is JSON: accept `application/graphql-response+json` or `application/json`",
         );
+    };
+    let Some(_turn) = state.admission.admit().await else {
+        return shed();
     };
     let request_id = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let responses = match batch {
@@ -482,6 +557,18 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     metrics::counter!(telemetry::GRAPHQL_ERRORS_TOTAL, "code" => code.to_owned()).increment(1);
     (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })))
         .into_response()
+}
+
+/// The answer to a request shed under overload: come back in a second.
+fn shed() -> Response {
+    metrics::counter!(telemetry::HTTP_REQUESTS_SHED_TOTAL).increment(1);
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "the server is too busy to take this request: retry shortly",
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -4,6 +4,8 @@
 pub mod cache;
 /// The typed settings of every command.
 pub mod config;
+/// Accepting, bounding and timing out client connections.
+pub mod connections;
 /// The connection pool and migrations at start.
 pub mod db;
 /// The error type and the GraphQL code of each variant.

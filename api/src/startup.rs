@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::Config,
+    connections::{self, ConnectionSettings},
     db,
     graphql::{Services, build_schema},
     http::{AppState, HttpSettings, router},
@@ -23,6 +24,10 @@ use crate::{
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// Timeouts and the bound on open connections, under the router.
+    connections: ConnectionSettings,
+    /// The process's open-descriptor limit, which `connections` was derived from.
+    descriptor_limit: u64,
     db: DatabaseConnection,
     draining: Arc<AtomicBool>,
     /// How long to keep serving, unready, once shutdown is asked for.
@@ -34,6 +39,8 @@ pub struct Application {
 impl Application {
     /// Connects to the database, migrates it, and binds the listener (port 0 picks one).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let descriptor_limit = connections::descriptor_limit();
+        let connection_settings = config.connection_settings(descriptor_limit)?;
         let db = db::connect_and_migrate(config).await?;
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
@@ -44,6 +51,7 @@ impl Application {
             schema: build_schema(services.clone(), &limits),
             limits: Arc::new(limits),
             http: HttpSettings::from(config),
+            admission: Arc::new(config.admission()),
             services,
             metrics: telemetry::metrics_handle(),
             draining: draining.clone(),
@@ -51,6 +59,8 @@ impl Application {
         Ok(Self {
             listener,
             router: router(state),
+            connections: connection_settings,
+            descriptor_limit,
             db,
             draining,
             delay: std::time::Duration::from_secs(config.shutdown_delay_secs),
@@ -73,6 +83,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        tracing::info!(
+            descriptor_limit = self.descriptor_limit,
+            max_connections = self.connections.max_connections,
+            header_timeout = ?self.connections.header_timeout,
+            idle_timeout = ?self.connections.idle_timeout,
+            "serving"
+        );
         let draining = self.draining.clone();
         let began = Arc::new(tokio::sync::Notify::new());
         let signal = {
@@ -88,9 +105,9 @@ impl Application {
                 began.notify_one();
             }
         };
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let serve = connections::serve(self.listener, self.router, self.connections, signal);
         tokio::select! {
-            served = serve => served.context("serving HTTP")?,
+            () = serve => {}
             () = async { began.notified().await; tokio::time::sleep(self.grace).await } => {
                 tracing::warn!("grace period over: dropping the connections still open");
             }

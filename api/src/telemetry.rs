@@ -19,6 +19,11 @@ pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 pub const CACHE_HITS_TOTAL: &str = "cache_hits_total";
 pub const CACHE_MISSES_TOTAL: &str = "cache_misses_total";
 pub const CACHE_ERRORS_TOTAL: &str = "cache_errors_total";
+pub const HTTP_CONNECTIONS_OPEN: &str = "http_connections_open";
+pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "http_connections_refused_total";
+pub const HTTP_CONNECTIONS_CLOSED_TOTAL: &str = "http_connections_closed_total";
+pub const HTTP_ACCEPT_ERRORS_TOTAL: &str = "http_accept_errors_total";
+pub const HTTP_REQUESTS_SHED_TOTAL: &str = "http_requests_shed_total";
 
 /// Installs the log subscriber once per process; later calls are no-ops.
 pub fn init_tracing(format: LogFormat) {
@@ -65,6 +70,17 @@ fn describe() {
     metrics::describe_counter!(CACHE_HITS_TOTAL, "user cache hits");
     metrics::describe_counter!(CACHE_MISSES_TOTAL, "user cache misses");
     metrics::describe_counter!(CACHE_ERRORS_TOTAL, "user cache calls that failed or timed out");
+    metrics::describe_gauge!(HTTP_CONNECTIONS_OPEN, "client connections open");
+    metrics::describe_counter!(HTTP_CONNECTIONS_REFUSED_TOTAL, "connections refused at MAX_CONNECTIONS");
+    metrics::describe_counter!(
+        HTTP_CONNECTIONS_CLOSED_TOTAL,
+        "connections closed by a timeout, by reason (header_timeout, idle_timeout)"
+    );
+    metrics::describe_counter!(HTTP_ACCEPT_ERRORS_TOTAL, "failed accepts, such as too many open files");
+    metrics::describe_counter!(
+        HTTP_REQUESTS_SHED_TOTAL,
+        "requests refused with 503 because too many were waiting"
+    );
 }
 
 /// The database connection's metric callback: one count per SQL statement.

@@ -26,6 +26,7 @@ crate::backend_tests!(
     a_subscription_over_post_is_refused_with_one_error,
     names_and_titles_are_trimmed_and_content_is_kept_as_written,
     a_batch_runs_its_operations_in_order,
+    variables_or_extensions_that_are_not_objects_are_refused_and_nothing_runs,
 );
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -410,4 +411,33 @@ async fn a_batch_runs_its_operations_in_order(backend: Backend) {
             )
         );
     }
+}
+
+async fn variables_or_extensions_that_are_not_objects_are_refused_and_nothing_runs(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let create = r#"mutation { createUser(input: { email: "a@example.com" }) { id } }"#;
+
+    // GraphQL over HTTP, "Request Parameters": `variables` and `extensions` are maps; any
+    // other JSON value is a malformed request, whatever the client meant by it.
+    for (key, value) in [
+        ("variables", json!("{}")),
+        ("variables", json!([])),
+        ("variables", json!(1)),
+        ("extensions", json!("x")),
+        ("extensions", json!([1])),
+    ] {
+        for accept in [None, Some(GRAPHQL_RESPONSE_JSON)] {
+            let raw = post(&app, accept, &json!({ "query": create, key: value })).await;
+
+            assert_eq!(raw.status, StatusCode::BAD_REQUEST, "{key}: {value} ({accept:?}): {}", raw.body);
+            let body: Value = serde_json::from_str(&raw.body).expect("a JSON body");
+            assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{}", raw.body);
+            assert!(body.get("data").is_none(), "{}", raw.body);
+        }
+    }
+    assert_eq!(app.rows("users").await, 0, "no malformed request ran its mutation");
+    // `null` is the same as leaving the parameter out.
+    let raw = post(&app, None, &json!({ "query": create, "variables": null, "extensions": null })).await;
+    assert_eq!(raw.status, StatusCode::OK, "{}", raw.body);
+    assert_eq!(app.rows("users").await, 1);
 }

@@ -16,14 +16,29 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, PostgresServer, RedisServer, TestDatabase, error_codes, spawn_app_with};
 
 /// The `api` binary serving `database_url` on a free port, until it is signalled.
-struct Server {
-    child: Child,
-    address: String,
+pub struct Server {
+    pub child: Child,
+    pub address: String,
 }
 
 impl Server {
-    fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_api"))
+    pub fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Server {
+        Self::start_with(Command::new(env!("CARGO_BIN_EXE_api")), database_url, extra_env)
+    }
+
+    /// Like [`Server::start`], with at most `descriptors` open files (`prlimit --nofile`).
+    pub fn start_with_descriptor_limit(
+        database_url: &str,
+        extra_env: &[(&str, &str)],
+        descriptors: u64,
+    ) -> Server {
+        let mut prlimit = Command::new("prlimit");
+        prlimit.arg(format!("--nofile={descriptors}:{descriptors}")).arg(env!("CARGO_BIN_EXE_api"));
+        Self::start_with(prlimit, database_url, extra_env)
+    }
+
+    fn start_with(mut command: Command, database_url: &str, extra_env: &[(&str, &str)]) -> Server {
+        let mut child = command
             .arg("serve")
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("DATABASE_URL", database_url)

@@ -7,6 +7,7 @@ use crate::helpers::{Backend, error_codes, spawn_app};
 crate::backend_tests!(
     get_graphql_in_a_browser_serves_graphiql,
     get_graphql_with_a_query_executes_it_but_never_a_mutation,
+    a_get_query_picks_its_operation_and_checks_its_variables,
     health_and_readiness_answer,
     metrics_are_exposed_in_prometheus_text,
     a_body_that_is_not_json_graphql_is_a_client_error,
@@ -52,6 +53,45 @@ async fn get_graphql_with_a_query_executes_it_but_never_a_mutation(backend: Back
     assert_eq!(mutation.status(), 405);
     assert_eq!(without_header.status(), 400, "a GET a browser could send cross-site is refused");
     assert_eq!(app.rows("users").await, 0);
+}
+
+async fn a_get_query_picks_its_operation_and_checks_its_variables(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let id = app.create_user("a@example.com").await;
+    let document = "query Count { users { totalCount } } query One($id: UUID!) { user(id: $id) { email } }";
+    let get = |params: Vec<(&'static str, String)>| {
+        app.client
+            .get(format!("{}/graphql", app.address))
+            .query(&params)
+            .header("apollo-require-preflight", "true")
+            .send()
+    };
+
+    let one = get(vec![
+        ("query", document.to_owned()),
+        ("operationName", "One".to_owned()),
+        ("variables", json!({ "id": id }).to_string()),
+    ])
+    .await
+    .unwrap();
+    let not_an_object = get(vec![
+        ("query", document.to_owned()),
+        ("operationName", "Count".to_owned()),
+        ("variables", "[1]".to_owned()),
+    ])
+    .await
+    .unwrap();
+    let not_json =
+        get(vec![("query", "{ __typename }".to_owned()), ("extensions", "{".to_owned())]).await.unwrap();
+
+    assert_eq!(one.status(), 200);
+    let body: Value = one.json().await.unwrap();
+    assert_eq!(body, json!({ "data": { "user": { "email": "a@example.com" } } }));
+    for response in [not_an_object, not_json] {
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_codes(&body), ["BAD_REQUEST"], "{body}");
+    }
 }
 
 async fn health_and_readiness_answer(backend: Backend) {

@@ -6,6 +6,7 @@ mod helpers;
 mod bad_input;
 mod cache;
 mod conformance;
+mod connections;
 mod faults;
 mod hostile;
 mod http;
