@@ -96,9 +96,16 @@ class Client:
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
-    async def send(self, request: bytes) -> tuple[int, float]:
-        """The status and seconds taken; status 0 when the connection failed."""
+    async def send(self, request: bytes, timeout: float = 30) -> tuple[int, float]:
+        """The status and seconds taken; status 0 when the connection failed or hung."""
         started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(self._send(request, started), timeout)
+        except asyncio.TimeoutError:
+            self.close()
+            return 0, time.perf_counter() - started
+
+    async def _send(self, request: bytes, started: float) -> tuple[int, float]:
         try:
             if self.writer is None:
                 await self.connect()
@@ -122,6 +129,12 @@ class Client:
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (and its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ms(seconds: float) -> str:
@@ -183,25 +196,29 @@ async def fd_flood(binary: str, descriptors: int, connections: int) -> None:
     try:
         established = Client(quill.port)
         assert (await established.send(graphql_request(Q2)))[0] == 200
-        flood = []
-        failed_connects = 0
-        for _ in range(connections):
+        async def connect():
             try:
-                flood.append(await asyncio.wait_for(asyncio.open_connection("127.0.0.1", quill.port), 2))
+                return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", quill.port), 2)
             except (OSError, asyncio.TimeoutError):
-                failed_connects += 1
+                return None
+
+        flood = []
+        for _ in range(0, connections, 500):
+            flood += await asyncio.gather(*(connect() for _ in range(min(500, connections - len(flood)))))
+        failed_connects = sum(c is None for c in flood)
+        flood = [c for c in flood if c is not None]
         started = time.perf_counter()
         refusals = await asyncio.gather(*(wait_closed(r, 3) for r, _ in flood))
         refused = [t - started for t in refusals if t is not None]
-        during = [await established.send(graphql_request(Q2)) for _ in range(20)]
+        during = [await established.send(graphql_request(Q2), timeout=5) for _ in range(20)]
         newcomer = Client(quill.port)
-        newcomer_status, _ = await newcomer.send(graphql_request(Q2))
+        newcomer_status, _ = await newcomer.send(graphql_request(Q2), timeout=5)
         for _, writer in flood:
             writer.close()
         released = time.perf_counter()
         recovered = None
         while time.perf_counter() - released < 10:
-            status, _ = await Client(quill.port).send(graphql_request(Q2))
+            status, _ = await Client(quill.port).send(graphql_request(Q2), timeout=1)
             if status == 200:
                 recovered = time.perf_counter() - released
                 break
@@ -248,17 +265,21 @@ async def overload(binary: str, connections: int, seconds: float) -> None:
             health.append(took if status == 200 else float("inf"))
             await asyncio.sleep(0.5)
 
+    server_cpu, client_cpu = cpu_seconds(quill.process.pid), time.process_time()
     try:
         await asyncio.gather(*(worker() for _ in range(connections)), probe())
+        server_cpu, client_cpu = cpu_seconds(quill.process.pid) - server_cpu, time.process_time() - client_cpu
     finally:
         quill.stop()
     print(f"overload: {connections} connections of q1 for {seconds:.0f} s (a shed client waits its Retry-After)")
     print(f"  admitted: {len(admitted)} ({len(admitted) / seconds:.0f}/s), p50 {ms(percentile(admitted, 0.5))}, p99 {ms(percentile(admitted, 0.99))}, worst {ms(max(admitted, default=0))}")
     print(f"  shed with 503: {len(shed)}, p99 {ms(percentile(shed, 0.99))}")
     print(f"  other answers: {other or 'none'}; /healthz p99 {ms(percentile(health, 0.99))}")
+    print(f"  CPU seconds over the run: Quill {server_cpu:.1f}, this client {client_cpu:.1f} (of {2 * seconds:.0f} on two cores)")
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quill-bin", help="the `api` binary to measure (default: build the release one)")
     parser.add_argument("--scenarios", default="slow-headers,fd-flood,overload")

@@ -88,7 +88,7 @@ pub async fn serve(
     settings: ConnectionSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let slots = Arc::new(Semaphore::new(settings.max_connections.min(Semaphore::MAX_PERMITS)));
     // `stop` tells connections to wind down; each holds a `done` receiver, so the sender
     // sees the last one go.
     let (stop_tx, stop_rx) = watch::channel(false);

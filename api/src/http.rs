@@ -76,6 +76,7 @@ pub struct Admission {
 
 impl Admission {
     pub fn new(concurrent: usize, max_waiting: usize, max_wait: Duration) -> Self {
+        let concurrent = concurrent.min(Semaphore::MAX_PERMITS);
         Self { running: Semaphore::new(concurrent), waiting: AtomicUsize::new(0), max_waiting, max_wait }
     }
 
