@@ -105,6 +105,7 @@ impl Application {
                 began.notify_one();
             }
         };
+        let upkeep = telemetry::spawn_metrics_upkeep(telemetry::metrics_handle());
         let serve = connections::serve(self.listener, self.router, self.connections, signal);
         tokio::select! {
             () = serve => {}
@@ -112,6 +113,7 @@ impl Application {
                 tracing::warn!("grace period over: dropping the connections still open");
             }
         }
+        upkeep.abort();
         self.db.close().await.context("closing the database pool")?;
         tracing::info!("stopped");
         Ok(())

@@ -58,6 +58,23 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Folds the histogram samples recorded since the last pass into their buckets, every few
+/// seconds until aborted. The recorder otherwise keeps every sample until `/metrics` is
+/// scraped, so an instance nobody scrapes would grow by each request's samples for ever.
+pub fn spawn_metrics_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(METRICS_UPKEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
+/// How often [`spawn_metrics_upkeep`] runs: the exporter's own default.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn describe() {
     metrics::describe_counter!(DB_QUERIES_TOTAL, "SQL statements executed");
     metrics::describe_counter!(DB_QUERY_ERRORS_TOTAL, "SQL statements that failed");

@@ -10,6 +10,7 @@ crate::backend_tests!(
     a_get_query_picks_its_operation_and_checks_its_variables,
     health_and_readiness_answer,
     metrics_are_exposed_in_prometheus_text,
+    invented_methods_do_not_grow_the_metric_labels,
     a_body_that_is_not_json_graphql_is_a_client_error,
     every_response_carries_a_request_id,
     a_batch_of_operations_is_answered_in_order,
@@ -118,6 +119,24 @@ async fn metrics_are_exposed_in_prometheus_text(backend: Backend) {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
     assert!(metrics.contains(r#"graphql_errors_total{code="BAD_USER_INPUT"}"#), "{metrics}");
+}
+
+async fn invented_methods_do_not_grow_the_metric_labels(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let response = app.client.request(method, format!("{}/graphql", app.address)).send().await.unwrap();
+        assert_eq!(response.status(), 405);
+    }
+    let metrics = app.metrics().await;
+
+    assert!(!metrics.contains("INVENTED"), "{metrics}");
+    let other = metrics
+        .lines()
+        .find(|l| l.starts_with("http_request_duration_seconds_count") && l.contains(r#"method="other""#))
+        .unwrap_or_else(|| panic!("no count for other methods in\n{metrics}"));
+    assert!(other.ends_with(" 20"), "{other}");
 }
 
 async fn a_body_that_is_not_json_graphql_is_a_client_error(backend: Backend) {
