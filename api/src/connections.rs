@@ -93,7 +93,7 @@ pub async fn serve(
     // sees the last one go.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = watch::channel(());
-    let mut warnings = Throttle::default();
+    let (mut accept_warnings, mut refusal_warnings) = (Throttle::default(), Throttle::default());
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -106,7 +106,7 @@ pub async fn serve(
             Err(error) if is_connection_error(&error) => continue,
             Err(error) => {
                 metrics::counter!(telemetry::HTTP_ACCEPT_ERRORS_TOTAL).increment(1);
-                if let Some(suppressed) = warnings.allow(Instant::now()) {
+                if let Some(suppressed) = accept_warnings.allow(Instant::now()) {
                     tracing::warn!(%error, suppressed, "cannot accept connections");
                 }
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -116,7 +116,7 @@ pub async fn serve(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             refuse(&stream);
             metrics::counter!(telemetry::HTTP_CONNECTIONS_REFUSED_TOTAL).increment(1);
-            if let Some(suppressed) = warnings.allow(Instant::now()) {
+            if let Some(suppressed) = refusal_warnings.allow(Instant::now()) {
                 tracing::warn!(
                     max_connections = settings.max_connections,
                     suppressed,
