@@ -175,6 +175,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..), global = true)]
     pub max_expanded_fields: u64,
 
+    /// Origins whose web pages may call Quill (CORS): exact origins, comma-separated
+    /// (`https://app.example.com,http://localhost:5173`), or `*` for any (then without
+    /// credentials). Unset: same-origin pages only.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_parser = parse_origins, global = true)]
+    pub cors_allowed_origins: Option<AllowedOrigins>,
+
     /// Whether clients may introspect the schema (GraphiQL and code generators need it).
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub introspection: bool,
@@ -182,6 +188,43 @@ pub struct Config {
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+}
+
+/// Which cross-origin pages may call Quill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// Any origin, without credentials (a browser then sends no cookies or auth headers
+    /// it manages itself).
+    Any,
+    /// These origins exactly (`scheme://host[:port]`, lower-cased), with credentials.
+    Exact(Vec<String>),
+}
+
+/// Parses `CORS_ALLOWED_ORIGINS`: `*`, or origins separated by commas.
+pub fn parse_origins(value: &str) -> Result<AllowedOrigins, String> {
+    let items: Vec<&str> = value.split(',').map(str::trim).filter(|item| !item.is_empty()).collect();
+    match items.as_slice() {
+        [] => Err("no origin given: list origins such as `https://app.example.com`, or `*`".to_owned()),
+        ["*"] => Ok(AllowedOrigins::Any),
+        _ if items.contains(&"*") => Err("`*` cannot be combined with other origins".to_owned()),
+        _ => items.iter().map(|item| parse_origin(item)).collect::<Result<_, _>>().map(AllowedOrigins::Exact),
+    }
+}
+
+/// One origin as a browser sends it in `Origin`: a scheme, a host and maybe a port.
+fn parse_origin(item: &str) -> Result<String, String> {
+    let not_an_origin =
+        || format!("`{item}` is not an origin: write it as scheme://host[:port], with no path");
+    let uri: axum::http::Uri = item.parse().map_err(|_| not_an_origin())?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(not_an_origin());
+    };
+    let origin = format!("{scheme}://{authority}").to_ascii_lowercase();
+    let exact = item.to_ascii_lowercase() == origin;
+    if !matches!(scheme, "http" | "https") || authority.as_str().contains('@') || !exact {
+        return Err(not_an_origin());
+    }
+    Ok(origin)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -275,5 +318,45 @@ impl Config {
             (CacheMode::Auto, Some(url)) => UserCache::redis(url, settings)?,
             (CacheMode::Auto, None) => UserCache::in_process(settings),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_origins_are_exact_origins_or_a_lone_star() {
+        assert_eq!(parse_origins("*"), Ok(AllowedOrigins::Any));
+        assert_eq!(
+            parse_origins(" https://App.example.com , http://localhost:5173"),
+            Ok(AllowedOrigins::Exact(vec![
+                "https://app.example.com".to_owned(),
+                "http://localhost:5173".to_owned()
+            ]))
+        );
+        for bad in [
+            "",
+            " , ",
+            "*,https://a.example",
+            "app.example.com",
+            "https://a.example/",
+            "https://a.example/path",
+            "https://a.example?x=1",
+            "ftp://a.example",
+            "https://user@a.example",
+            "null",
+        ] {
+            assert!(parse_origins(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_bad_origin_stops_the_server_at_start_with_one_line() {
+        let error = Cli::try_parse_from(["api", "--cors-allowed-origins", "https://a.example/app"])
+            .expect_err("a path is not part of an origin");
+
+        let message = error.to_string();
+        assert!(message.contains("`https://a.example/app` is not an origin"), "{message}");
     }
 }

@@ -24,11 +24,13 @@ use serde_json::json;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tower_http::{
     catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
 use crate::{
+    config::AllowedOrigins,
     graphql::{
         self, Limits, QuillSchema, Services, codes,
         loader::{BatchQueue, Loaders},
@@ -52,6 +54,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub max_batch_size: usize,
+    /// Cross-origin pages allowed to call Quill; `None`: same-origin only.
+    pub cors: Option<AllowedOrigins>,
 }
 
 impl From<&crate::config::Config> for HttpSettings {
@@ -60,6 +64,7 @@ impl From<&crate::config::Config> for HttpSettings {
             max_body_bytes: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             max_batch_size: usize::try_from(config.max_batch_size).unwrap_or(usize::MAX),
+            cors: config.cors_allowed_origins.clone(),
         }
     }
 }
@@ -142,9 +147,50 @@ pub fn router(state: AppState) -> Router {
             let request_id = request.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
         }))
+        .layer(tower::util::option_layer(settings.cors.as_ref().map(cors)))
+        .layer(middleware::from_fn(preflight_without_content))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// CORS for the allowed origins: the methods and headers GraphQL clients send, the
+/// request id readable by the page, preflights cached for two hours (Chromium's ceiling).
+fn cors(origins: &AllowedOrigins) -> CorsLayer {
+    const CLIENT_HEADERS: [&str; 8] = [
+        "accept",
+        "authorization",
+        "content-type",
+        "apollo-require-preflight",
+        "x-apollo-operation-name",
+        "x-requested-with",
+        "apollographql-client-name",
+        "apollographql-client-version",
+    ];
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers(CLIENT_HEADERS.map(header::HeaderName::from_static))
+        .expose_headers([X_REQUEST_ID.clone()])
+        .max_age(Duration::from_secs(2 * 60 * 60));
+    match origins {
+        AllowedOrigins::Any => layer.allow_origin(AllowOrigin::any()),
+        AllowedOrigins::Exact(origins) => layer
+            .allow_origin(AllowOrigin::list(
+                origins.iter().map(|origin| HeaderValue::from_str(origin).expect("an origin is ASCII")),
+            ))
+            .allow_credentials(true),
+    }
+}
+
+/// A CORS preflight is answered `204 No Content` (tower-http answers 200 with no body).
+async fn preflight_without_content(request: Request, next: Next) -> Response {
+    let preflight = request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = next.run(request).await;
+    if preflight && response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 async fn graphql_post(

@@ -35,7 +35,9 @@ pub fn build_schema(services: Services, limits: &Limits) -> QuillSchema {
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    schema_builder().finish().sdl()
+    // With `@specifiedBy` on UUID and DateTime, as introspection reports them, so code
+    // generators reading the file see what they would see live.
+    schema_builder().finish().sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {

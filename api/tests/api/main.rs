@@ -7,6 +7,7 @@ mod bad_input;
 mod cache;
 mod conformance;
 mod connections;
+mod cors;
 mod faults;
 mod hostile;
 mod http;

@@ -31,3 +31,25 @@ fn the_schema_has_the_roots_and_types_of_the_contract() {
         assert!(sdl.contains(needle), "{needle:?} missing from the schema");
     }
 }
+
+/// Code generators map scalars by what the SDL says of them; live introspection reports
+/// `specifiedByURL`, and the committed file must say the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scalars_say_what_they_are_specified_by_as_introspection_does() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let sdl = api::graphql::sdl();
+
+    for (scalar, url) in [
+        ("UUID", "http://tools.ietf.org/html/rfc4122"),
+        ("DateTime", "https://datatracker.ietf.org/doc/html/rfc3339"),
+    ] {
+        let live = app
+            .graphql(
+                "query($name: String!) { __type(name: $name) { specifiedByURL } }",
+                serde_json::json!({ "name": scalar }),
+            )
+            .await;
+        assert_eq!(live["data"]["__type"]["specifiedByURL"], url, "{live}");
+        assert!(sdl.contains(&format!("scalar {scalar} @specifiedBy(url: \"{url}\")")), "{scalar} in\n{sdl}");
+    }
+}
