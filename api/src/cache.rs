@@ -174,6 +174,32 @@ impl UserCache {
         format!("{}:v1:email:{email}", self.0.settings.prefix)
     }
 
+    /// Whether the cache is Redis, shared by every instance.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0.backend, Backend::Redis(_))
+    }
+
+    fn document_key(&self, hash: &str) -> String {
+        format!("{}:v1:apq:{hash}", self.0.settings.prefix)
+    }
+
+    /// A persisted query's document by its hash, from Redis; `None` when absent or when
+    /// Redis fails (the client then sends the document again).
+    pub async fn get_document(&self, hash: &str) -> Option<String> {
+        let Backend::Redis(remote) = &self.0.backend else { return None };
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.document_key(hash));
+        self.call::<Option<String>>(remote, "GET", &cmd).await.flatten()
+    }
+
+    /// Keeps a persisted query's document in Redis for `ttl`.
+    pub async fn put_document(&self, hash: &str, document: &str, ttl: Duration) {
+        let Backend::Redis(remote) = &self.0.backend else { return };
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.document_key(hash)).arg(document).arg("PX").arg(millis(ttl));
+        self.call::<()>(remote, "SET", &cmd).await;
+    }
+
     pub fn is_enabled(&self) -> bool {
         !matches!(self.0.backend, Backend::Off)
     }

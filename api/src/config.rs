@@ -181,6 +181,21 @@ pub struct Config {
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_parser = parse_origins, global = true)]
     pub cors_allowed_origins: Option<AllowedOrigins>,
 
+    /// Persisted queries (Apollo's APQ): `auto` accepts and keeps documents by hash, `off`
+    /// answers hashes `PersistedQueryNotSupported`, `only` runs the documents of
+    /// `PERSISTED_QUERIES_MANIFEST` and nothing else.
+    #[arg(long, env = "PERSISTED_QUERIES", value_enum, default_value_t = PersistedQueryMode::Auto, global = true)]
+    pub persisted_queries: PersistedQueryMode,
+
+    /// An Apollo persisted-query manifest (JSON), the documents `PERSISTED_QUERIES=only` runs.
+    #[arg(long, env = "PERSISTED_QUERIES_MANIFEST", global = true)]
+    pub persisted_queries_manifest: Option<std::path::PathBuf>,
+
+    /// Largest document kept as a persisted query, in bytes; a larger one runs but is not kept.
+    #[arg(long, env = "MAX_PERSISTED_QUERY_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_persisted_query_bytes: u64,
+
     /// Whether clients may introspect the schema (GraphiQL and code generators need it).
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub introspection: bool,
@@ -225,6 +240,13 @@ fn parse_origin(item: &str) -> Result<String, String> {
         return Err(not_an_origin());
     }
     Ok(origin)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PersistedQueryMode {
+    Off,
+    Auto,
+    Only,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

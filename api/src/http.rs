@@ -35,6 +35,7 @@ use crate::{
         self, Limits, QuillSchema, Services, codes,
         loader::{BatchQueue, Loaders},
     },
+    persisted::{self, PersistedQueries},
     telemetry,
 };
 
@@ -128,6 +129,8 @@ pub struct AppState {
     pub http: HttpSettings,
     /// The bound on requests executing and waiting.
     pub admission: Arc<Admission>,
+    /// Documents known by hash (Apollo's persisted queries).
+    pub persisted: Arc<PersistedQueries>,
     /// Set when shutdown begins, so `/readyz` takes the instance out of rotation.
     pub draining: Arc<AtomicBool>,
 }
@@ -221,7 +224,7 @@ async fn graphql_post(
         );
     }
     let batch = match parse_body(&body) {
-        Ok(batch) if batch.iter().any(|r| r.query.trim().is_empty()) => {
+        Ok(batch) if batch.iter().any(|r| r.query.trim().is_empty() && !persisted::is_persisted(r)) => {
             return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "the request has no `query`");
         }
         Ok(BatchRequest::Batch(batch)) if batch.is_empty() || batch.len() > state.http.max_batch_size => {
@@ -240,7 +243,7 @@ async fn graphql_post(
             );
         }
     };
-    execute(&state, &headers, batch).await
+    execute(&state, &headers, batch, Via::Post).await
 }
 
 /// One operation as GraphQL over HTTP sends it. Unlike async-graphql's own `Request`,
@@ -351,21 +354,30 @@ async fn graphql_get(
             );
         }
     };
-    if is_mutation(&request) {
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "BAD_REQUEST",
-            "mutations are only accepted over POST",
-        );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    execute(&state, &headers, BatchRequest::Single(request)).await
+    execute(&state, &headers, BatchRequest::Single(request), Via::Get).await
+}
+
+/// How a request arrived: a GET may run queries only (its document may be known only
+/// once its persisted-query hash is resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Get,
+    Post,
+}
+
+fn mutation_over_get() -> Response {
+    let mut response = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BAD_REQUEST",
+        "mutations are only accepted over POST",
+    );
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 /// Runs a request, or each operation of a batch in order (as if sent one after another,
 /// each with loaders of its own, so an operation sees the writes of those before it).
-async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, via: Via) -> Response {
     let Some(media_type) = ResponseMediaType::negotiate(headers) else {
         return error_response(
             StatusCode::NOT_ACCEPTABLE,
@@ -379,28 +391,45 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
     let request_id = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let responses = match batch {
         BatchRequest::Single(request) => {
-            let response = execute_one(state, request, request_id).await;
+            let (response, retry) = match state.persisted.resolve(request).await {
+                Ok(request) if via == Via::Get && is_mutation(&request) => return mutation_over_get(),
+                Ok(request) => (execute_one(state, request, request_id).await, false),
+                Err(refusal) => (refused(&refusal), refusal.is_a_retry()),
+            };
             // GraphQL over HTTP: under its own media type, a request that failed before
             // execution (parse, validation, variables, limits) is a 400; plain JSON clients
-            // always get 200.
-            let status =
-                if media_type == ResponseMediaType::GraphqlResponseJson && is_request_error(&response) {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::OK
-                };
+            // always get 200. A persisted query to send again is a 200 for both: Apollo's
+            // link would take a 400 to mean persisted queries are not spoken at all.
+            let status = if media_type == ResponseMediaType::GraphqlResponseJson
+                && is_request_error(&response)
+                && !retry
+            {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
             return graphql_response(status, media_type, &GraphqlBody::from(&response));
         }
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                responses.push(execute_one(state, request, request_id).await);
+                responses.push(match state.persisted.resolve(request).await {
+                    Ok(request) => execute_one(state, request, request_id).await,
+                    Err(refusal) => refused(&refusal),
+                });
             }
             responses
         }
     };
     let bodies: Vec<GraphqlBody<'_>> = responses.iter().map(GraphqlBody::from).collect();
     graphql_response(StatusCode::OK, media_type, &bodies)
+}
+
+/// The answer to a request its persisted-query extension refuses, counted like others.
+fn refused(refusal: &persisted::Refusal) -> async_graphql::Response {
+    let response = async_graphql::Response::from_errors(vec![refusal.error()]);
+    record_graphql(std::slice::from_ref(&response));
+    response
 }
 
 /// Executes one operation with loaders of its own, its errors coded, masked and counted.

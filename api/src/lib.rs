@@ -16,6 +16,8 @@ pub mod graphql;
 pub mod http;
 /// Keyset page requests and opaque cursors.
 pub mod pagination;
+/// Persisted queries (Apollo's APQ) and their store.
+pub mod persisted;
 /// The SQL, one module per aggregate.
 pub mod repo;
 /// `api seed`: batched sample data.

@@ -17,6 +17,7 @@ use crate::{
     db,
     graphql::{Services, build_schema},
     http::{AppState, HttpSettings, router},
+    persisted::PersistedQueries,
     telemetry,
 };
 
@@ -52,6 +53,12 @@ impl Application {
             limits: Arc::new(limits),
             http: HttpSettings::from(config),
             admission: Arc::new(config.admission()),
+            persisted: Arc::new(PersistedQueries::new(
+                config.persisted_queries,
+                &services.cache,
+                config.persisted_queries_manifest.as_deref(),
+                usize::try_from(config.max_persisted_query_bytes).unwrap_or(usize::MAX),
+            )?),
             services,
             metrics: telemetry::metrics_handle(),
             draining: draining.clone(),

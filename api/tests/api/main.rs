@@ -14,6 +14,7 @@ mod http;
 mod limits;
 mod mutations;
 mod pagination;
+mod persisted;
 mod queries;
 mod repository;
 mod schema;
