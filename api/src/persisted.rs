@@ -28,8 +28,9 @@ pub const PERSISTED_QUERIES_TOTAL: &str = "persisted_queries_total";
 enum Store {
     /// Persisted queries are not spoken: a hash is answered `PersistedQueryNotSupported`.
     Off,
-    /// The shared Redis of the user cache.
-    Shared(UserCache),
+    /// The shared Redis of the user cache, behind this process's own copies: a document
+    /// never changes under its hash, so once fetched it is served without a round trip.
+    Shared(UserCache, Cache<String, Arc<str>>),
     /// This process only.
     Local(Cache<String, Arc<str>>),
     /// A fixed list, read at start; nothing is registered.
@@ -91,16 +92,8 @@ impl PersistedQueries {
     ) -> anyhow::Result<Self> {
         let store = match mode {
             PersistedQueryMode::Off => Store::Off,
-            PersistedQueryMode::Auto if cache.is_shared() => Store::Shared(cache.clone()),
-            PersistedQueryMode::Auto => Store::Local(
-                Cache::builder()
-                    .max_capacity(LOCAL_CAPACITY_BYTES)
-                    .weigher(|hash: &String, document: &Arc<str>| {
-                        u32::try_from(hash.len() + document.len()).unwrap_or(u32::MAX)
-                    })
-                    .time_to_live(DOCUMENT_TTL)
-                    .build(),
-            ),
+            PersistedQueryMode::Auto if cache.is_shared() => Store::Shared(cache.clone(), local_documents()),
+            PersistedQueryMode::Auto => Store::Local(local_documents()),
             PersistedQueryMode::Only => {
                 let path = manifest.context("PERSISTED_QUERIES=only needs PERSISTED_QUERIES_MANIFEST")?;
                 Store::Manifest(read_manifest(path)?)
@@ -149,7 +142,14 @@ impl PersistedQueries {
     async fn find(&self, hash: &str) -> Option<Arc<str>> {
         match &self.store {
             Store::Off => None,
-            Store::Shared(cache) => cache.get_document(hash).await.map(Arc::from),
+            Store::Shared(cache, copies) => {
+                if let Some(document) = copies.get(hash).await {
+                    return Some(document);
+                }
+                let document: Arc<str> = Arc::from(cache.get_document(hash).await?);
+                copies.insert(hash.to_owned(), document.clone()).await;
+                Some(document)
+            }
             Store::Local(documents) => documents.get(hash).await,
             Store::Manifest(documents) => documents.get(hash).cloned(),
         }
@@ -157,11 +157,25 @@ impl PersistedQueries {
 
     async fn keep(&self, hash: String, document: &str) {
         match &self.store {
-            Store::Shared(cache) => cache.put_document(&hash, document, DOCUMENT_TTL).await,
+            Store::Shared(cache, copies) => {
+                cache.put_document(&hash, document, DOCUMENT_TTL).await;
+                copies.insert(hash, Arc::from(document)).await;
+            }
             Store::Local(documents) => documents.insert(hash, Arc::from(document)).await,
             Store::Off | Store::Manifest(_) => {}
         }
     }
+}
+
+/// Documents kept in this process, bounded by their total size.
+fn local_documents() -> Cache<String, Arc<str>> {
+    Cache::builder()
+        .max_capacity(LOCAL_CAPACITY_BYTES)
+        .weigher(|hash: &String, document: &Arc<str>| {
+            u32::try_from(hash.len() + document.len()).unwrap_or(u32::MAX)
+        })
+        .time_to_live(DOCUMENT_TTL)
+        .build()
 }
 
 fn count(outcome: &'static str) {

@@ -237,9 +237,12 @@ async fn a_dead_redis_costs_persisted_queries_a_retry_never_an_error() {
     let app = spawn_app_with(Backend::Sqlite, |c| c.redis_url = Some("redis://127.0.0.1:1".to_owned())).await;
     let hash = sha256_hex(QUERY);
 
+    let unknown = post(&app, &json!({ "extensions": extension(&hash) })).await;
     let registered = post(&app, &json!({ "query": QUERY, "extensions": extension(&hash) })).await;
     let by_hash = post(&app, &json!({ "extensions": extension(&hash) })).await;
 
-    assert_eq!(registered, (StatusCode::OK, r#"{"data":{"users":{"totalCount":0}}}"#.to_owned()));
-    assert_eq!(by_hash, (StatusCode::OK, NOT_FOUND.to_owned()), "the client sends the document again");
+    assert_eq!(unknown, (StatusCode::OK, NOT_FOUND.to_owned()), "the client sends the document again");
+    let data = r#"{"data":{"users":{"totalCount":0}}}"#.to_owned();
+    assert_eq!(registered, (StatusCode::OK, data.clone()));
+    assert_eq!(by_hash, (StatusCode::OK, data), "this instance kept its own copy");
 }
