@@ -9,14 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_graphql::{BatchRequest, http::GraphiQLSource, parser::types::OperationType};
+use async_graphql::{BatchRequest, parser::types::OperationType};
 use axum::{
     Json, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, MatchedPath, RawQuery, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -36,7 +36,7 @@ use crate::{
         loader::{BatchQueue, Loaders},
     },
     persisted::{self, PersistedQueries},
-    telemetry,
+    playground, telemetry,
 };
 
 /// Longest the readiness probe waits for the database.
@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     let settings = state.http.clone();
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphiql/assets/{*path}", get(playground::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -334,7 +335,7 @@ async fn graphql_get(
 ) -> Response {
     let query = query.unwrap_or_default();
     if query.is_empty() && accepts(&headers, "text/html") {
-        return Html(GraphiQLSource::build().endpoint("/graphql").title("Quill").finish()).into_response();
+        return playground::page();
     }
     if !PREFLIGHT_HEADERS.iter().any(|h| headers.contains_key(*h)) && !is_json(&headers) {
         return error_response(

@@ -18,6 +18,8 @@ pub mod http;
 pub mod pagination;
 /// Persisted queries (Apollo's APQ) and their store.
 pub mod persisted;
+/// The GraphiQL playground, embedded.
+pub mod playground;
 /// The SQL, one module per aggregate.
 pub mod repo;
 /// `api seed`: batched sample data.

@@ -30,8 +30,22 @@ async fn get_graphql_in_a_browser_serves_graphiql(backend: Backend) {
 
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("default-src 'self'") && policy.contains("script-src 'self';"), "{policy}");
     let page = response.text().await.unwrap();
-    assert!(page.contains("graphiql") && page.contains("/graphql"), "{page:.300}");
+    // Served from Quill itself: nothing on the page comes from another origin.
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src=\"//"), "{page}");
+    let urls: Vec<&str> = page.split('"').filter(|part| part.starts_with("/graphiql/assets/")).collect();
+    assert_eq!(urls.len(), 2, "the entry script and its style sheet: {page}");
+    for url in urls {
+        let asset = app.get(url).await;
+        assert_eq!(asset.status(), 200, "{url}");
+        let content_type = asset.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with(if url.ends_with(".js") { "text/javascript" } else { "text/css" }));
+        assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+        assert!(asset.bytes().await.unwrap().len() > 10_000, "{url} is the bundle, not a stub");
+    }
+    assert_eq!(app.get("/graphiql/assets/missing.js").await.status(), 404);
 }
 
 async fn get_graphql_with_a_query_executes_it_but_never_a_mutation(backend: Backend) {
