@@ -373,6 +373,37 @@ mod tests {
         }
     }
 
+    /// Every setting's environment variable, as clap knows them.
+    fn environment_variables() -> Vec<String> {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .get_arguments()
+            .filter(|argument| !argument.is_hide_set())
+            .filter_map(|argument| argument.get_env())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_setting_is_in_the_readme_and_in_the_env_sample() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+        let sample = std::fs::read_to_string(format!("{root}/.env.sample")).expect(".env.sample");
+        let names = environment_variables();
+
+        assert!(names.len() > 30, "{names:?}");
+        for name in names {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is not in the README's configuration table"
+            );
+            let in_sample = sample
+                .lines()
+                .any(|line| line.trim_start_matches(['#', ' ']).split('=').next() == Some(name.as_str()));
+            assert!(in_sample, "{name} is not in .env.sample");
+        }
+    }
+
     #[test]
     fn a_bad_origin_stops_the_server_at_start_with_one_line() {
         let error = Cli::try_parse_from(["api", "--cors-allowed-origins", "https://a.example/app"])
