@@ -67,7 +67,18 @@ impl Loaders {
 
 /// The batches a request's loaders have started and that its task has yet to run.
 #[derive(Clone, Default)]
-pub struct BatchQueue(Arc<Mutex<Vec<BoxFuture<'static, ()>>>>);
+pub struct BatchQueue(Arc<Mutex<Queued>>);
+
+#[derive(Default)]
+struct Queued {
+    batches: Vec<BoxFuture<'static, ()>>,
+    /// The task running the request, woken when a batch arrives while it is not being
+    /// polled: from a task the request spawned, say. (A batch started by another batch
+    /// arrives while it is polled, and is picked up before the poll ends.)
+    driver: Option<Waker>,
+    /// Whether the driver is being polled right now.
+    polling: bool,
+}
 
 impl BatchQueue {
     fn loader<T>(&self, inner: T) -> DataLoader<T> {
@@ -76,12 +87,46 @@ impl BatchQueue {
         DataLoader::new(inner, move |batch| queue.push(batch)).delay(Duration::ZERO)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&self, batch: BoxFuture<'static, ()>) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(batch);
+        let mut queued = self.lock();
+        queued.batches.push(batch);
+        if !queued.polling
+            && let Some(driver) = &queued.driver
+        {
+            driver.wake_by_ref();
+        }
+    }
+
+    /// The driver's poll begins: batches pushed from now on are its to pick up.
+    fn enter(&self, driver: &Waker) {
+        let mut queued = self.lock();
+        queued.polling = true;
+        if !queued.driver.as_ref().is_some_and(|known| known.will_wake(driver)) {
+            queued.driver = Some(driver.clone());
+        }
+    }
+
+    /// The driver's poll ends; from now on a pushed batch wakes it.
+    fn leave(&self) {
+        self.lock().polling = false;
     }
 
     fn take(&self) -> Vec<BoxFuture<'static, ()>> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut self.lock().batches)
+    }
+
+    /// The queued batches, or `None` (and the poll over) when there are none.
+    fn take_or_leave(&self) -> Option<Vec<BoxFuture<'static, ()>>> {
+        let mut queued = self.lock();
+        if queued.batches.is_empty() {
+            queued.polling = false;
+            return None;
+        }
+        Some(std::mem::take(&mut queued.batches))
     }
 
     /// Runs `request` to completion, driving the batches its loaders start. Batches are
@@ -92,25 +137,36 @@ impl BatchQueue {
         let mut request = pin!(request);
         let mut running = FuturesUnordered::new();
         poll_fn(|cx| {
+            self.enter(cx.waker());
             let progress = Arc::new(WakeFlag { woken: AtomicBool::new(false), task: cx.waker().clone() });
             let waker = futures::task::waker(progress.clone());
             if let Poll::Ready(output) = request.as_mut().poll(&mut Context::from_waker(&waker)) {
+                self.leave();
                 return Poll::Ready(output);
             }
             if progress.woken.load(Ordering::Acquire) {
                 // The request yielded with work left (async-graphql yields every so many
                 // fields); it has been rescheduled and will register more keys.
+                self.leave();
                 return Poll::Pending;
             }
-            running.extend(self.take());
-            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
-            Poll::Pending
+            // Batches may start batches of their own (a loader that loads through
+            // another): run those too before the poll ends, or they would wait forever.
+            let mut batches = self.take();
+            loop {
+                running.extend(batches);
+                while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+                match self.take_or_leave() {
+                    Some(more) => batches = more,
+                    None => return Poll::Pending,
+                }
+            }
         })
         .await
     }
 }
 
-/// A waker that remembers it was used, then wakes the task.
+/// Records whether the request woke itself while being polled, and passes the wake on.
 struct WakeFlag {
     woken: AtomicBool,
     task: Waker,
@@ -282,5 +338,74 @@ impl Loader<Uuid> for AuthorPostCountLoader {
             counts.entry(*author).or_insert(0);
         }
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doubles numbers, counting its batches.
+    struct Doubler(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Loader<u32> for Doubler {
+        type Value = u32;
+        type Error = Arc<str>;
+
+        async fn load(&self, keys: &[u32]) -> Result<HashMap<u32, u32>, Arc<str>> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            tokio::task::yield_now().await;
+            Ok(keys.iter().map(|k| (*k, k * 2)).collect())
+        }
+    }
+
+    /// Loads through another loader of the same request: a batch that starts a batch.
+    struct ThroughDoubler(DataLoader<Doubler>);
+
+    impl Loader<u32> for ThroughDoubler {
+        type Value = u32;
+        type Error = Arc<str>;
+
+        async fn load(&self, keys: &[u32]) -> Result<HashMap<u32, u32>, Arc<str>> {
+            let doubled = self.0.load_many(keys.iter().copied()).await?;
+            Ok(doubled.into_iter().map(|(k, v)| (k, v + 1)).collect())
+        }
+    }
+
+    const LIMIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_batch_started_by_a_batch_runs() {
+        let queue = BatchQueue::default();
+        let batches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let through = queue.loader(ThroughDoubler(queue.loader(Doubler(batches.clone()))));
+
+        let loaded = tokio::time::timeout(
+            LIMIT,
+            queue.run(async { futures::future::join(through.load_one(1), through.load_one(2)).await }),
+        )
+        .await
+        .expect("the nested batch ran instead of waiting for ever");
+
+        assert_eq!(loaded, (Ok(Some(3)), Ok(Some(5))));
+        assert_eq!(batches.load(Ordering::Relaxed), 1, "both keys went in one inner batch");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_started_from_a_spawned_task_runs() {
+        let queue = BatchQueue::default();
+        let doubler = Arc::new(queue.loader(Doubler(Arc::default())));
+
+        let loaded = tokio::time::timeout(
+            LIMIT,
+            queue.run(async {
+                let doubler = doubler.clone();
+                tokio::spawn(async move { doubler.load_one(21).await }).await.expect("the task ran")
+            }),
+        )
+        .await
+        .expect("the spawned task's batch ran instead of waiting for ever");
+
+        assert_eq!(loaded, Ok(Some(42)));
     }
 }
