@@ -1,10 +1,12 @@
 // Quill called from a page of another origin, in Debian's Chromium (launched as playground.mjs
 // launches it): serves a tiny page from a second local HTTP server (its own port, so its own
-// origin) whose script POSTs a JSON query to Quill with fetch and writes the outcome into the
-// DOM. Against the Quill started with CORS_ALLOWED_ORIGINS=<the page's origin> the call works
+// origin) whose script POSTs a JSON query to Quill with fetch, or (with ?client=apollo) runs one
+// with Apollo Client (origins-page/apollo.js, bundled here by esbuild into one ES module that the
+// page server serves), and writes the outcome into the DOM. Against the Quill started with CORS_ALLOWED_ORIGINS=<the page's origin> the call works
 // (through the browser's preflight) and the page can read x-request-id; against the Quill
 // without the setting, and from another origin (localhost instead of 127.0.0.1) against the
-// first, the browser blocks it: fetch rejects. Prints one `ok:` line per check; exits 1 on a
+// first, the browser blocks it: fetch rejects, and Apollo's query fails with a network error.
+// Prints one `ok:` line per check; exits 1 on a
 // failure. Run by `run` beside this file, which starts both servers; see README.md.
 //
 // Settings (environment):
@@ -13,10 +15,12 @@
 //   PAGE_PORT       the port to serve the page on (required; the origin Quill allows)
 //   CHROMIUM        the Chromium executable (default: /usr/bin/chromium)
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
 const STEP_TIMEOUT_MS = 15_000;
@@ -36,15 +40,25 @@ const pagePort = Number(process.env.PAGE_PORT);
 const pageOrigin = `http://127.0.0.1:${pagePort}`;
 const otherOrigin = `http://localhost:${pagePort}`; // same server, another origin
 const executable = process.env.CHROMIUM || '/usr/bin/chromium';
+const here = dirname(fileURLToPath(import.meta.url));
+const apolloEntry = join(here, 'origins-page', 'apollo.js');
+const apolloBundle = join(here, 'origins-page', 'dist', 'apollo.js'); // ignored by git
 
-// The page: calls the Quill named in ?quill= and reports into #result.
+// The page: calls the Quill named in ?quill= with the client of ?client= (fetch or apollo) and
+// reports into #result.
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>another origin</title></head>
 <body><pre id="result">pending</pre>
 <script>
-  const target = new URL(location.href).searchParams.get('quill');
+  const params = new URL(location.href).searchParams;
+  const target = params.get('quill');
   const result = document.getElementById('result');
-  fetch(target, {
+  if (params.get('client') === 'apollo') {
+    import('/apollo.js').catch((error) => {
+      result.textContent = 'could not load /apollo.js: ' + error.message;
+      result.setAttribute('data-done', '1');
+    });
+  } else fetch(target, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
     body: JSON.stringify({ query: ${JSON.stringify(QUERY)} }),
@@ -57,8 +71,36 @@ const PAGE = `<!doctype html>
     .finally(() => result.setAttribute('data-done', '1'));
 </script></body></html>`;
 
+// Apollo Client for the browser: one ES module, bundled afresh on every run.
+let apolloScript;
+{
+  const started = Date.now();
+  try {
+    await build({
+      entryPoints: [apolloEntry],
+      outfile: apolloBundle,
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      minify: true,
+      define: { 'process.env.NODE_ENV': '"production"' },
+      logLevel: 'error',
+    });
+    apolloScript = readFileSync(apolloBundle);
+  } catch (error) {
+    die(`bundling ${apolloEntry} with esbuild: ${error.message.split('\n')[0]}`);
+  }
+  say(`ok: bundled origins-page/apollo.js (@apollo/client) with esbuild into one ES module — ${apolloBundle}, ${(apolloScript.length / 1024).toFixed(0)} KiB (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
 const server = createServer((request, response) => {
-  if (new URL(request.url, pageOrigin).pathname !== '/') {
+  const path = new URL(request.url, pageOrigin).pathname;
+  if (path === '/apollo.js') {
+    response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' }).end(apolloScript);
+    return;
+  }
+  if (path !== '/') {
     response.writeHead(404).end();
     return;
   }
@@ -109,11 +151,12 @@ try {
     return executable;
   });
 
-  // Opens the page at `origin`, pointed at `quill`; returns what it wrote into #result.
-  const call = async (origin, quill) => {
+  // Opens the page at `origin`, pointed at `quill`, calling it with `client` (fetch or apollo);
+  // returns what it wrote into #result.
+  const call = async (origin, quill, client = 'fetch') => {
     const page = await context.newPage();
     try {
-      const response = await page.goto(`${origin}/?quill=${encodeURIComponent(quill)}`);
+      const response = await page.goto(`${origin}/?client=${client}&quill=${encodeURIComponent(quill)}`);
       if (response?.status() !== 200) throw new Error(`the page answered ${response?.status()}`);
       await page.locator('#result[data-done]').waitFor({ state: 'attached' });
       return await page.locator('#result').innerText();
@@ -134,18 +177,40 @@ try {
     if (!/^rejected TypeError: /.test(text)) throw new Error(`fetch was not blocked: ${text}`);
     return text.slice('rejected '.length);
   };
+  // Apollo Client: the data, { users: { totalCount: 0 } } (the cors server's database is fresh).
+  const apolloData = (text) => {
+    if (!text.startsWith('resolved ')) throw new Error(`Apollo's query failed: ${text}`);
+    const outcome = JSON.parse(text.slice('resolved '.length));
+    if (outcome.data?.users?.totalCount !== 0 || outcome.error) throw new Error(`unexpected Apollo result: ${text}`);
+    return outcome;
+  };
+  // Apollo Client 4 rejects with the network error itself: fetch's TypeError (not a
+  // CombinedGraphQLErrors or a ServerError, which would mean Quill's answer was read).
+  const apolloNetworkError = (text) => {
+    if (!/^rejected TypeError: /.test(text)) throw new Error(`Apollo's query did not fail with a network error: ${text}`);
+    return text.slice('rejected '.length);
+  };
 
   await step(`${pageOrigin} → Quill with CORS_ALLOWED_ORIGINS=${pageOrigin}: the JSON POST works`, async () => {
     const outcome = resolvedWithData(await call(pageOrigin, allowing));
     return `HTTP ${outcome.status}, ${JSON.stringify(outcome.body)}, x-request-id readable (${outcome.requestId})`;
   });
+  await step(`${pageOrigin} → Quill with CORS_ALLOWED_ORIGINS=${pageOrigin}: Apollo Client's query works`, async () => {
+    return `data ${JSON.stringify(apolloData(await call(pageOrigin, allowing, 'apollo')).data)}`;
+  });
 
   await step(`${pageOrigin} → Quill without CORS_ALLOWED_ORIGINS: the browser blocks it`, async () => {
     return `fetch rejected: ${rejected(await call(pageOrigin, plain))}`;
   });
+  await step(`${pageOrigin} → Quill without CORS_ALLOWED_ORIGINS: Apollo Client's query fails`, async () => {
+    return `network error: ${apolloNetworkError(await call(pageOrigin, plain, 'apollo'))}`;
+  });
 
   await step(`${otherOrigin} (not allowed) → Quill with CORS_ALLOWED_ORIGINS=${pageOrigin}: the browser blocks it`, async () => {
     return `fetch rejected: ${rejected(await call(otherOrigin, allowing))}`;
+  });
+  await step(`${otherOrigin} (not allowed) → Quill with CORS_ALLOWED_ORIGINS=${pageOrigin}: Apollo Client's query fails`, async () => {
+    return `network error: ${apolloNetworkError(await call(otherOrigin, allowing, 'apollo'))}`;
   });
 } catch (error) {
   failed = true;

@@ -190,7 +190,12 @@ try {
     let text = '';
     for (let i = 0; i < 20; i++) {
       text = await editorText('.graphiql-query-editor');
-      if (text.replace(/\s+/g, ' ').trim() === QUERY) return 'the editor holds the query';
+      if (text.replace(/\s+/g, ' ').trim() === QUERY) {
+        // GraphiQL copies the editor into its tab state after a 100 ms debounce, and history
+        // records the tab state when a run starts: running sooner would record the old text.
+        await page.waitForTimeout(500);
+        return 'the editor holds the query';
+      }
       await page.waitForTimeout(100);
     }
     throw new Error(`the query editor holds ${JSON.stringify(text)}, not the typed query`);
