@@ -15,13 +15,12 @@
 //   PAGE_PORT       the port to serve the page on (required; the origin Quill allows)
 //   CHROMIUM        the Chromium executable (default: /usr/bin/chromium)
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
+import { executable, launch } from './chromium.mjs';
 
 const STEP_TIMEOUT_MS = 15_000;
 const QUERY = '{ users(first: 1) { totalCount } }';
@@ -39,7 +38,6 @@ const allowing = new URL('/graphql', process.env.QUILL_CORS_URL).href;
 const pagePort = Number(process.env.PAGE_PORT);
 const pageOrigin = `http://127.0.0.1:${pagePort}`;
 const otherOrigin = `http://localhost:${pagePort}`; // same server, another origin
-const executable = process.env.CHROMIUM || '/usr/bin/chromium';
 const here = dirname(fileURLToPath(import.meta.url));
 const apolloEntry = join(here, 'origins-page', 'apollo.js');
 const apolloBundle = join(here, 'origins-page', 'dist', 'apollo.js'); // ignored by git
@@ -127,27 +125,13 @@ async function step(name, run) {
   }
 }
 
-const profile = mkdtempSync(join(tmpdir(), 'quill-chromium-profile-'));
+let browser;
 let context;
 let failed = false;
 try {
   await step('launch Chromium', async () => {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: executable,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      timeout: STEP_TIMEOUT_MS,
-    });
-    context.setDefaultTimeout(STEP_TIMEOUT_MS);
+    browser = await launch({ timeout: STEP_TIMEOUT_MS });
+    context = browser.context;
     return executable;
   });
 
@@ -216,10 +200,7 @@ try {
   failed = true;
   console.error(`origins: FAILED: ${error.message}`);
 } finally {
-  let closeTimer;
-  await Promise.race([context?.close(), new Promise((r) => (closeTimer = setTimeout(r, 5_000)))]).catch(() => {});
-  clearTimeout(closeTimer);
-  rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
   server.close();
   server.closeAllConnections?.();
 }

@@ -10,11 +10,9 @@
 //   CHROMIUM    the Chromium executable (default: /usr/bin/chromium)
 //   SCREENSHOT  where to save the screenshot (default: playground.png beside this file)
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { executable, launch } from './chromium.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const STEP_TIMEOUT_MS = 15_000;
@@ -35,7 +33,6 @@ if (!process.env.QUILL_URL) {
 const base = new URL(process.env.QUILL_URL);
 const origin = base.origin;
 const pageUrl = new URL('/graphql', base).href;
-const executable = process.env.CHROMIUM || '/usr/bin/chromium';
 const screenshot = resolve(process.env.SCREENSHOT || join(here, 'playground.png'));
 
 // --- what the browser did that it must not: each entry is a reason to fail.
@@ -85,28 +82,13 @@ async function step(name, run) {
   }
 }
 
-const profile = mkdtempSync(join(tmpdir(), 'quill-chromium-profile-'));
+let browser;
 let context;
 let page;
 try {
   await step('launch Chromium', async () => {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: executable,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1400, height: 900 },
-      timeout: STEP_TIMEOUT_MS,
-    });
-    context.setDefaultTimeout(STEP_TIMEOUT_MS);
+    browser = await launch({ viewport: { width: 1400, height: 900 }, timeout: STEP_TIMEOUT_MS });
+    context = browser.context;
     // Every request, from the page and its workers: Quill's origin goes through, any other is
     // aborted and counted.
     await context.route('**/*', (route) => {
@@ -265,10 +247,7 @@ try {
   for (const what of problems) console.error(`playground: ${what}`);
   if (blocked.length) fail(`${blocked.length} request(s) to an origin other than ${origin}`);
   if (problems.length) fail(`${problems.length} console error(s), page error(s) or CSP violation(s)`);
-  let closeTimer;
-  await Promise.race([context?.close(), new Promise((r) => (closeTimer = setTimeout(r, 5_000)))]).catch(() => {});
-  clearTimeout(closeTimer);
-  rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 }
 if (process.exitCode) process.exit(process.exitCode);
 say(`all checks passed; ${blocked.length} requests to other origins, no console errors, page errors or CSP violations`);
