@@ -405,6 +405,21 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_bound_the_descriptor_limit_cannot_honour_is_refused_at_start() {
+        let mut config = Config::from_env();
+        config.max_connections = Some(1_000);
+
+        let error =
+            config.connection_settings(256).expect_err("1,000 connections need more than 256 descriptors");
+        let fits = config.connection_settings(2_048).expect("2,048 descriptors leave room for 1,000");
+
+        assert!(error.to_string().contains("leaves room for at most 172"), "{error}");
+        assert_eq!(fits.max_connections, 1_000);
+        config.max_connections = None;
+        assert_eq!(config.connection_settings(256).expect("the default fits").max_connections, 172);
+    }
+
+    #[test]
     fn a_bad_origin_stops_the_server_at_start_with_one_line() {
         let error = Cli::try_parse_from(["api", "--cors-allowed-origins", "https://a.example/app"])
             .expect_err("a path is not part of an origin");

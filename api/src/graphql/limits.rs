@@ -189,15 +189,7 @@ impl<'a> Expanded<'a> {
                 Selection::Field(field) => 1 + self.depth(&field.node.selection_set.node),
                 Selection::InlineFragment(inline) => self.depth(&inline.node.selection_set.node),
                 Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    if let Some(known) = self.depths.get(name) {
-                        return known.unwrap_or(0);
-                    }
-                    let Some(fragment) = self.document.fragments.get(name) else { return 0 };
-                    self.depths.insert(name, None);
-                    let depth = self.depth(&fragment.node.selection_set.node);
-                    self.depths.insert(name, Some(depth));
-                    depth
+                    self.fragment(spread.node.fragment_name.node.as_str(), |e| &mut e.depths, Self::depth)
                 }
             })
             .max()
@@ -209,21 +201,31 @@ impl<'a> Expanded<'a> {
             let size = match &item.node {
                 Selection::Field(field) => 1usize.saturating_add(self.size(&field.node.selection_set.node)),
                 Selection::InlineFragment(inline) => self.size(&inline.node.selection_set.node),
-                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str()),
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(spread.node.fragment_name.node.as_str(), |e| &mut e.sizes, Self::size)
+                }
             };
             total.saturating_add(size)
         })
     }
 
-    fn fragment(&mut self, name: &'a str) -> usize {
-        if let Some(known) = self.sizes.get(name) {
+    /// A fragment's `measure`, taken once per document and kept in `memo`; an unknown
+    /// fragment, or one met again while it is being measured, counts 0.
+    fn fragment(
+        &mut self,
+        name: &'a str,
+        memo: fn(&mut Self) -> &mut HashMap<&'a str, Option<usize>>,
+        measure: fn(&mut Self, &'a SelectionSet) -> usize,
+    ) -> usize {
+        if let Some(known) = memo(self).get(name) {
             return known.unwrap_or(0);
         }
-        let Some(fragment) = self.document.fragments.get(name) else { return 0 };
-        self.sizes.insert(name, None);
-        let size = self.size(&fragment.node.selection_set.node);
-        self.sizes.insert(name, Some(size));
-        size
+        let document = self.document;
+        let Some(fragment) = document.fragments.get(name) else { return 0 };
+        memo(self).insert(name, None);
+        let value = measure(self, &fragment.node.selection_set.node);
+        memo(self).insert(name, Some(value));
+        value
     }
 
     /// Fields directly under the root, looking through fragments.
