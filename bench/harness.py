@@ -8,6 +8,7 @@ servers bind to 127.0.0.1, wrk and pgbench talk to them there, every run is boun
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -30,7 +32,15 @@ RESULTS = BENCH / "results"
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 DATABASE = "quill_bench"
-QUERIES = ["q1", "q2", "q3_first", "q3", "q4"]
+QUERIES = ["q1", "q1f", "q2", "q3_first", "q3", "q4", "q5"]
+# The soak's mix (run at once, a third of the connections each), and the window whose RSS
+# must hold still: every sample from the end of the first minute on within SOAK_LIMIT (max / min).
+SOAK_QUERIES = ["q1", "q1f", "q5"]
+SOAK_SAMPLE_S = 10
+SOAK_SETTLE_S = 60
+SOAK_LIMIT = 1.10
+# Debian's own interpreter, where its python3-matplotlib is importable.
+SYSTEM_PYTHON = "/usr/bin/python3"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -144,11 +154,17 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])  # utime + stime, all threads
 
-    def peak_rss_mb(self) -> float:
+    def status_mb(self, key: str) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def peak_rss_mb(self) -> float:
+        return self.status_mb("VmHWM")
+
+    def rss_mb(self) -> float:
+        return self.status_mb("VmRSS")
 
 
 def substitute(value, user_ids: list[str], server: Server):
@@ -184,8 +200,10 @@ def verify(server: Server, user_ids: list[str], ninth_hundred: str, title: str) 
         problem = None
         if body.get("errors"):
             problem = f"errors: {body['errors']}"
-        elif query == "q1" and (count_keys(body, "title") != 500 or count_keys(body, "email") != 550):
+        elif query in ("q1", "q1f") and (count_keys(body, "title") != 500 or count_keys(body, "email") != 550):
             problem = f"{count_keys(body, 'title')} titles, {count_keys(body, 'email')} emails (want 500, 550)"
+        elif query == "q5" and (len(first_connection(body)["nodes"]) != 20 or count_keys(body, "title") != 100):
+            problem = f"{len(first_connection(body)['nodes'])} users, {count_keys(body, 'title')} titles (want 20, 100)"
         elif query == "q2" and count_keys(body, "email") != 1:
             problem = "no user"
         elif query in ("q3", "q3_first") and count_keys(body, "email") != 20:
@@ -195,6 +213,11 @@ def verify(server: Server, user_ids: list[str], ninth_hundred: str, title: str) 
         if problem:
             raise SystemExit(f"{server.name} {query}: {problem}\n{json.dumps(body)[:500]}")
     psql(BENCH_DATABASE_URL, f"DELETE FROM posts WHERE title = '{title}'")
+
+
+def first_connection(body: dict) -> dict:
+    """The query's one top-level field: the users connection, whatever each server calls it."""
+    return next(iter(body["data"].values()))
 
 
 def ids_in(document) -> list[str]:
@@ -371,16 +394,169 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def apt_install(package: str) -> None:
+    """Install a Debian package, refreshing the package lists first if need be."""
+    log(f"installing {package}")
+    if subprocess.run(["apt-get", "install", "-y", "-qq", package], stdout=subprocess.DEVNULL).returncode:
+        run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL)
+        run(["apt-get", "install", "-y", "-qq", package], stdout=subprocess.DEVNULL)
+
+
+def quill_binary(args) -> str:
+    """The given `--quill-bin`, or a release build of this checkout."""
+    if args.quill_bin:
+        path = Path(args.quill_bin).resolve()
+        if not os.access(path, os.X_OK):
+            raise SystemExit(f"--quill-bin {args.quill_bin}: not an executable file")
+        log(f"using the Quill binary {args.quill_bin} (no build)")
+        return str(path)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    log("building Quill (release)")
+    run(["cargo", "build", "--release", "--locked", "-q", "-p", "api"], cwd=ROOT)
+    return str(target / "release" / "api")
+
+
+def seed_database(quill_bin: str) -> tuple[dict, list[str]]:
+    """A fresh `quill_bench`, seeded by Quill; the servers' environment and the user ids."""
+    log(f"creating and seeding the database {DATABASE}")
+    psql(PG_ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    psql(PG_ADMIN, f"CREATE DATABASE {DATABASE}")
+    env = {"DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": REDIS_URL, "QUILL_BIN": quill_bin}
+    run([quill_bin, "seed", "--users", "1000", "--posts-per-user", "10"], env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    return env, psql(env["DATABASE_URL"], "SELECT id FROM users ORDER BY id").split()
+
+
+def load_server(name: str) -> Server:
+    spec_path = BENCH / "quill.json" if name == "quill" else PEERS / name / "bench.json"
+    return Server(name, json.loads(spec_path.read_text()), ROOT if name == "quill" else PEERS / name)
+
+
+def start_server(server: Server, env: dict, user_ids: list[str]) -> None:
+    """Install, start and verify one server."""
+    server.install()
+    server.start(env)
+    resolve_cursor(server)
+    verify(server, user_ids, user_ids[899], f"verify {server.name}")
+    log(f"{server.name} answers every query completely on {server.url}")
+
+
+def soak_verdict(samples: list[dict]) -> dict:
+    """RSS from the end of the first minute on: max / min at most SOAK_LIMIT."""
+    window = [s["rss_mb"] for s in samples if s["seconds"] >= SOAK_SETTLE_S]
+    if len(window) < 2:
+        return {"pass": False, "reason": f"fewer than two samples after {SOAK_SETTLE_S} s"}
+    ratio = max(window) / min(window)
+    return {
+        "pass": ratio <= SOAK_LIMIT,
+        "first_after_settle_mb": round(window[0], 1),
+        "min_mb": round(min(window), 1),
+        "max_mb": round(max(window), 1),
+        "max_over_min": round(ratio, 3),
+        "limit": SOAK_LIMIT,
+    }
+
+
+def plot_soak(json_path: Path, png_path: Path) -> None:
+    """RSS against minutes, drawn by bench/plot_soak.py with whichever Python has matplotlib."""
+    python = sys.executable
+    if importlib.util.find_spec("matplotlib") is None:
+        # Debian's python3-matplotlib serves Debian's own interpreter, not another one on PATH.
+        python = SYSTEM_PYTHON
+        if subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode:
+            apt_install("python3-matplotlib")
+    run([python, str(BENCH / "plot_soak.py"), str(json_path), str(png_path)])
+
+
+def soak(args, quill_bin: str) -> None:
+    """Quill alone under q1, q1f and q5 at once (a third of the connections each), its RSS sampled every 10 s."""
+    env, user_ids = seed_database(quill_bin)
+    server = load_server("quill")
+    samples: list[dict] = []
+    totals: dict[str, dict] = {}
+    scripts: dict[str, str] = {}
+    loads: list[tuple[str, subprocess.Popen]] = []
+    stop = threading.Event()
+    total_s = int(args.soak_minutes * 60)
+    try:
+        start_server(server, env, user_ids)
+        for query in SOAK_QUERIES:
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+                script.write(lua_script(server, query, user_ids, None, "soak"))
+            scripts[query] = script.name
+        began = time.monotonic()
+
+        def sample() -> None:
+            n = 0
+            while True:
+                samples.append({"seconds": round(time.monotonic() - began, 1), "rss_mb": round(server.rss_mb(), 2)})
+                n += 1
+                if n * SOAK_SAMPLE_S > total_s or stop.wait(max(0.0, began + n * SOAK_SAMPLE_S - time.monotonic())):
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        log(f"soak: {', '.join(SOAK_QUERIES)} at once, {args.connections} connections shared, for {args.soak_minutes} min")
+        for i, query in enumerate(SOAK_QUERIES):
+            connections = args.connections // len(SOAK_QUERIES) + (i < args.connections % len(SOAK_QUERIES))
+            # A little past the last sample, so that every sample is taken under load.
+            wrk = ["wrk", "-t1", f"-c{connections}", f"-d{total_s + 2}s", "--timeout", "10s", "--latency", "-s", scripts[query], server.url]
+            loads.append((query, subprocess.Popen(wrk, stdout=subprocess.PIPE, text=True)))
+        for query, process in loads:
+            output, _ = process.communicate()
+            if process.returncode:
+                raise SystemExit(f"wrk for {query} exited with {process.returncode}")
+            result = parse_wrk(output)
+            totals[query] = {"requests": result["requests"], "failed": result["failed"], "rps": result["rps"], "p99_ms": result["p99_ms"]}
+        sampler.join(timeout=SOAK_SAMPLE_S + 5)
+    finally:
+        stop.set()
+        for _, process in loads:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        server.stop()
+        for name in scripts.values():
+            os.unlink(name)
+
+    verdict = soak_verdict(samples)
+    json_path, png_path = RESULTS / "soak.json", RESULTS / "soak.png"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {"minutes": args.soak_minutes, "connections": args.connections, "sample_s": SOAK_SAMPLE_S,
+              "queries": totals, "samples": samples, "verdict": verdict}
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    for s in samples:
+        print(f"{s['seconds']:>7.1f} s {s['rss_mb']:>8.1f} MB")
+    for query, total in totals.items():
+        print(f"{query}: {total['rps']:.1f} req/s, p99 {total['p99_ms']:.2f} ms, {total['requests']} requests, {total['failed']} failed")
+    if "max_over_min" in verdict:
+        print(
+            f"soak: RSS from {SOAK_SETTLE_S} s on {verdict['min_mb']}..{verdict['max_mb']} MB, max/min "
+            f"{verdict['max_over_min']:.3f} (limit {SOAK_LIMIT:.2f}): {'PASS' if verdict['pass'] else 'FAIL'}"
+        )
+    else:
+        print(f"soak: FAIL, {verdict['reason']}")
+    plot_soak(json_path, png_path)
+    print(f"written to {os.path.relpath(json_path, ROOT)} and {os.path.relpath(png_path, ROOT)}")
+    failed = {q: t["failed"] for q, t in totals.items() if t["failed"]}
+    if failed:
+        raise SystemExit(f"failed requests: {failed}")
+    if not verdict["pass"]:
+        raise SystemExit("soak: RSS did not hold within the limit")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--servers", default="quill,node-apollo,postgraphile,pgbench")
-    parser.add_argument("--queries", default="q1,q2,q3_first,q3,q4")
+    parser.add_argument("--queries", default=",".join(QUERIES))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up before each measurement")
     parser.add_argument("--duration", type=int, default=15, help="seconds measured")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--q4-rate", type=float, default=400, help="createPost requests per second, all connections")
     parser.add_argument("--smoke", action="store_true", help="Quill alone, short runs, one repetition (CI)")
+    parser.add_argument("--quill-bin", metavar="PATH", help="this Quill binary instead of a release build (no cargo)")
+    parser.add_argument("--soak", action="store_true", help="Quill alone under q1, q1f and q5 at once, RSS sampled (see BENCHMARKS.md)")
+    parser.add_argument("--soak-minutes", type=float, default=10, help="length of the soak")
     parser.add_argument("--output", default=str(RESULTS / "latest.json"))
     args = parser.parse_args()
     if args.smoke:
@@ -390,39 +566,18 @@ def main() -> None:
     queries = args.queries.split(",")
 
     if not shutil.which("wrk"):
-        log("installing wrk")
-        if subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], stdout=subprocess.DEVNULL).returncode:
-            run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL)
-            run(["apt-get", "install", "-y", "-qq", "wrk"], stdout=subprocess.DEVNULL)
+        apt_install("wrk")
+    quill_bin = quill_binary(args)
+    if args.soak:
+        soak(args, quill_bin)
+        return
 
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    log("building Quill (release)")
-    run(["cargo", "build", "--release", "--locked", "-q", "-p", "api"], cwd=ROOT)
-    quill_bin = str(target / "release" / "api")
-
-    log(f"creating and seeding the database {DATABASE}")
-    psql(PG_ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    psql(PG_ADMIN, f"CREATE DATABASE {DATABASE}")
-    env = {"DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": REDIS_URL, "QUILL_BIN": quill_bin}
-    run([quill_bin, "seed", "--users", "1000", "--posts-per-user", "10"], env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-    user_ids = psql(env["DATABASE_URL"], "SELECT id FROM users ORDER BY id").split()
-    ninth_hundred = user_ids[899]
-
-    servers: list[Server] = []
-    for name in names:
-        if name == "pgbench":
-            continue
-        spec_path = BENCH / "quill.json" if name == "quill" else PEERS / name / "bench.json"
-        spec = json.loads(spec_path.read_text())
-        servers.append(Server(name, spec, ROOT if name == "quill" else PEERS / name))
+    env, user_ids = seed_database(quill_bin)
+    servers = [load_server(name) for name in names if name != "pgbench"]
     measurements: dict[tuple[str, str], Measurement] = {}
     try:
         for server in servers:
-            server.install()
-            server.start(env)
-            resolve_cursor(server)
-            verify(server, user_ids, ninth_hundred, f"verify {server.name}")
-            log(f"{server.name} answers every query completely on {server.url}")
+            start_server(server, env, user_ids)
         for rep in range(args.reps):
             for query in queries:
                 for server in servers:

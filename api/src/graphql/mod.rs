@@ -5,7 +5,6 @@ pub mod codes;
 mod limits;
 pub mod loader;
 mod mutation;
-mod plain;
 mod query;
 pub mod schema;
 mod types;

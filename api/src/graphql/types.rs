@@ -2,18 +2,13 @@
 
 use std::sync::Arc;
 
-use async_graphql::{
-    ComplexObject, Context, ContextSelectionSet, InputObject, MaybeUndefined, Object, Result, ScalarType,
-    SimpleObject, Value,
-    parser::types::{Field, Selection, SelectionSet},
-};
+use async_graphql::{ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{post, profile, user};
 use uuid::Uuid;
 
 use super::{
     loader::AuthorPage,
-    plain::{self, PlainFields},
     schema::{loaders, services},
 };
 use crate::{
@@ -22,11 +17,10 @@ use crate::{
     repo, validate,
 };
 
-// The fields of `User` and the resolvers of its relations; resolvers return [`User`].
 /// A person with an account.
 #[derive(Clone, SimpleObject)]
-#[graphql(name = "User", complex)]
-pub struct UserFields {
+#[graphql(complex)]
+pub struct User {
     pub id: Uuid,
     /// Normalised: trimmed and lower-cased.
     pub email: String,
@@ -36,72 +30,14 @@ pub struct UserFields {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The `User` object as resolvers return it. A selection of plain fields (every post's
-/// author in a list) is answered directly; any other is resolved one field after another,
-/// unless more than one of its fields waits on a loader (`posts`, `profile`), and those
-/// then wait side by side.
-#[derive(Clone)]
-pub struct User(pub UserFields);
-
-plain::object_with_plain_fields!(User, UserFields);
-
-/// The fields of `User` that wait on a loader.
-const USER_LOADER_FIELDS: [&str; 2] = ["posts", "profile"];
-
 impl From<user::Model> for User {
     fn from(m: user::Model) -> Self {
-        Self(UserFields {
-            id: m.id,
-            email: m.email,
-            name: m.name,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-        })
+        Self { id: m.id, email: m.email, name: m.name, created_at: m.created_at, updated_at: m.updated_at }
     }
-}
-
-impl PlainFields for User {
-    const TYPE_NAME: &'static str = "User";
-
-    fn plain_field(&self, field: &Field) -> Option<Value> {
-        let user = &self.0;
-        Some(match field.name.node.as_str() {
-            "id" => ScalarType::to_value(&user.id),
-            "email" => Value::String(user.email.clone()),
-            "name" => user.name.clone().map_or(Value::Null, Value::String),
-            "createdAt" => ScalarType::to_value(&user.created_at),
-            "updatedAt" => ScalarType::to_value(&user.updated_at),
-            _ => return None,
-        })
-    }
-
-    fn serial(&self, ctx: &ContextSelectionSet<'_>) -> bool {
-        loader_fields(&ctx.item.node, ctx) <= 1
-    }
-}
-
-/// How many of the selected `User` fields wait on a loader, fragments included.
-fn loader_fields(selection: &SelectionSet, ctx: &ContextSelectionSet<'_>) -> usize {
-    selection
-        .items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(field) => {
-                usize::from(USER_LOADER_FIELDS.contains(&field.node.name.node.as_str()))
-            }
-            Selection::InlineFragment(fragment) => loader_fields(&fragment.node.selection_set.node, ctx),
-            // Validation has ruled out unknown fragments and cycles.
-            Selection::FragmentSpread(spread) => ctx
-                .query_env
-                .fragments
-                .get(&spread.node.fragment_name.node)
-                .map_or(0, |fragment| loader_fields(&fragment.node.selection_set.node, ctx)),
-        })
-        .sum()
 }
 
 #[ComplexObject]
-impl UserFields {
+impl User {
     /// The user's profile, if they have one.
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
         Ok(loaders(ctx).profiles.load_one(self.id).await?.map(Arc::unwrap_or_clone).map(Profile::from))
@@ -122,17 +58,16 @@ impl UserFields {
         let found =
             loaders(ctx).author_posts.load_one(key).await?.map(Arc::unwrap_or_clone).unwrap_or_default();
         // Each of these posts' author is this user: no need to look it up again.
-        let author = Arc::new(User(self.clone()));
+        let author = Arc::new(self.clone());
         let posts = found.posts.into_iter().map(|p| Post::by(p, author.clone())).collect();
         Ok(PostConnection::new::<Post, _>(posts, &page, found.more, Total::PostsOf(self.id)))
     }
 }
 
-// The fields of `Post` and the resolver of its author; resolvers return [`Post`].
 /// A post written by one user.
 #[derive(Clone, SimpleObject)]
-#[graphql(name = "Post", complex)]
-pub struct PostFields {
+#[graphql(complex)]
+pub struct Post {
     pub id: Uuid,
     /// Trimmed; never blank.
     pub title: String,
@@ -147,27 +82,18 @@ pub struct PostFields {
     pub known_author: Option<Arc<User>>,
 }
 
-/// The `Post` object as resolvers return it. A selection of plain fields, and of the
-/// author's plain fields when the author is at hand, is answered directly; any other is
-/// resolved one field after another: `author` is the only field that can wait, and its
-/// loader batches across posts anyway.
-#[derive(Clone)]
-pub struct Post(pub PostFields);
-
-plain::object_with_plain_fields!(Post, PostFields);
-
 impl Post {
     /// A post listed under its author.
     fn by(model: post::Model, author: Arc<User>) -> Self {
         let mut post = Self::from(model);
-        post.0.known_author = Some(author);
+        post.known_author = Some(author);
         post
     }
 }
 
 impl From<post::Model> for Post {
     fn from(m: post::Model) -> Self {
-        Self(PostFields {
+        Self {
             id: m.id,
             title: m.title,
             content: m.content,
@@ -175,29 +101,12 @@ impl From<post::Model> for Post {
             updated_at: m.updated_at,
             author_id: m.author_id,
             known_author: None,
-        })
-    }
-}
-
-impl PlainFields for Post {
-    const TYPE_NAME: &'static str = "Post";
-
-    fn plain_field(&self, field: &Field) -> Option<Value> {
-        let post = &self.0;
-        Some(match field.name.node.as_str() {
-            "id" => ScalarType::to_value(&post.id),
-            "title" => Value::String(post.title.clone()),
-            "content" => post.content.clone().map_or(Value::Null, Value::String),
-            "createdAt" => ScalarType::to_value(&post.created_at),
-            "updatedAt" => ScalarType::to_value(&post.updated_at),
-            "author" => plain::resolve(&**post.known_author.as_ref()?, &field.selection_set.node)?,
-            _ => return None,
-        })
+        }
     }
 }
 
 #[ComplexObject]
-impl PostFields {
+impl Post {
     /// Who wrote it.
     async fn author(&self, ctx: &Context<'_>) -> Result<Arc<User>> {
         if let Some(author) = &self.known_author {
@@ -244,13 +153,13 @@ pub trait Node: Clone {
 
 impl Node for User {
     fn cursor(&self) -> String {
-        self.0.id.encode()
+        self.id.encode()
     }
 }
 
 impl Node for Post {
     fn cursor(&self) -> String {
-        PostKey { created_at: self.0.created_at, id: self.0.id }.encode()
+        PostKey { created_at: self.created_at, id: self.id }.encode()
     }
 }
 

@@ -43,6 +43,10 @@ if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) {
 // ---------------------------------------------------------------------------
 // PostgreSQL
 
+// Timestamps stay PostgreSQL's text until a resolver asks for one: a Date for every post
+// row would tax every query that lists posts, asked for `createdAt` or not.
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (text) => text);
+
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 20 });
 pool.on('error', (err) => {
   // An idle client lost its connection; the pool replaces it.
@@ -140,7 +144,13 @@ function toUser(row) {
 }
 
 function toPost(row) {
-  return { id: row.id, title: row.title, content: row.content, authorId: row.author_id };
+  return {
+    id: row.id,
+    title: row.title,
+    content: row.content,
+    authorId: row.author_id,
+    createdAt: row.created_at,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -161,6 +171,15 @@ async function batchUsers(ids) {
   return ids.map((id) => cached.get(id) ?? null);
 }
 
+async function batchPostCounts(authorIds) {
+  const { rows } = await pool.query(
+    'SELECT author_id, count(*)::int AS n FROM posts WHERE author_id = ANY($1::uuid[]) GROUP BY author_id',
+    [authorIds],
+  );
+  const byAuthor = new Map(rows.map((row) => [row.author_id, row.n]));
+  return authorIds.map((id) => byAuthor.get(id) ?? 0);
+}
+
 async function batchProfiles(userIds) {
   const { rows } = await pool.query(
     'SELECT user_id, bio FROM profiles WHERE user_id = ANY($1::uuid[])',
@@ -174,7 +193,7 @@ async function batchProfiles(userIds) {
 function postsByAuthorBatch(first) {
   return async (authorIds) => {
     const { rows } = await pool.query(
-      `SELECT id, title, content, author_id
+      `SELECT id, title, content, author_id, created_at
          FROM (SELECT id, title, content, author_id, created_at,
                       ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY created_at DESC, id DESC) AS rn
                  FROM posts
@@ -194,6 +213,7 @@ function createLoaders() {
   return {
     user: new DataLoader(batchUsers),
     profile: new DataLoader(batchProfiles),
+    postCount: new DataLoader(batchPostCounts),
     // One loader per page size, so that a batch shares one LIMIT.
     postsByAuthor(first) {
       let loader = postsByFirst.get(first);
@@ -241,16 +261,19 @@ const typeDefs = `#graphql
     id: ID!
     title: String!
     content: String
+    createdAt: String!
     author: User!
   }
 
   type UserConnection {
     nodes: [User!]!
     pageInfo: PageInfo!
+    totalCount: Int!
   }
 
   type PostConnection {
     nodes: [Post!]!
+    totalCount: Int!
   }
 
   type PageInfo {
@@ -295,7 +318,7 @@ const resolvers = {
         const { rows } = await pool.query(
           `INSERT INTO posts (id, title, content, author_id)
            VALUES ($1, $2, $3, $4)
-           RETURNING id, title, content, author_id`,
+           RETURNING id, title, content, author_id, created_at`,
           [randomUUID(), input.title, input.content ?? null, authorId],
         );
         return toPost(rows[0]);
@@ -314,11 +337,28 @@ const resolvers = {
     },
     async posts(user, { first }, { loaders }) {
       const nodes = await loaders.postsByAuthor(pageSize(first)).load(user.id);
-      return { nodes };
+      return { authorId: user.id, nodes };
+    },
+  },
+
+  // Counted only when asked for.
+  UserConnection: {
+    async totalCount() {
+      const { rows } = await pool.query('SELECT count(*)::int AS n FROM users');
+      return rows[0].n;
+    },
+  },
+
+  PostConnection: {
+    totalCount(connection, _args, { loaders }) {
+      return loaders.postCount.load(connection.authorId);
     },
   },
 
   Post: {
+    createdAt(post) {
+      return new Date(post.createdAt).toISOString();
+    },
     async author(post, _args, { loaders }) {
       const author = await loaders.user.load(post.authorId);
       if (!author) throw new Error(`post ${post.id} has no author`);

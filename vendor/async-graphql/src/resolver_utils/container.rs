@@ -1,11 +1,14 @@
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use futures_util::{FutureExt, StreamExt as _, stream::FuturesUnordered};
+use futures_util::{FutureExt, StreamExt as _, future::join_all, stream::FuturesUnordered};
 use indexmap::IndexMap;
 
 use crate::{
     Context, ContextBase, ContextSelectionSet, Error, Name, OutputType, ServerError, ServerResult,
-    Value, extensions::ResolveInfo, parser::types::Selection,
+    Value,
+    extensions::ResolveInfo,
+    parser::types::{Field, Selection, SelectionSet},
+    Positioned,
 };
 
 /// Represents a GraphQL container object.
@@ -129,7 +132,10 @@ pub async fn resolve_container<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
 ) -> ServerResult<Value> {
-    resolve_container_inner(ctx, root, true).await
+    match collect_in_place(ctx, root) {
+        Some(fields) => resolve_in_place(ctx, root, fields, true).await,
+        None => resolve_container_inner(ctx, root, true).await,
+    }
 }
 
 /// Resolve an container by executing each of the fields serially.
@@ -137,32 +143,176 @@ pub async fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
 ) -> ServerResult<Value> {
-    resolve_container_inner(ctx, root, false).await
+    match collect_in_place(ctx, root) {
+        Some(fields) => resolve_in_place(ctx, root, fields, false).await,
+        None => resolve_container_inner(ctx, root, false).await,
+    }
+}
+
+/// The fields an object's selection selects, in selection order, fragments and inline
+/// fragments expanded as [`Fields::add_set`] expands them (`@skip` and `@include` are
+/// already applied to the document). `None` sends the object through [`Fields`], whose
+/// per-field futures carry the hooks: when extensions or custom directives are
+/// registered, when `root` is an interface or a union (whose concrete type collects the
+/// fields), or when a fragment is unknown (which [`Fields`] reports).
+fn collect_in_place<'a, T: ContainerType + ?Sized>(
+    ctx: &ContextSelectionSet<'a>,
+    root: &'a T,
+) -> Option<Vec<&'a Positioned<Field>>> {
+    if !ctx.query_env.extensions.is_empty() || !ctx.schema_env.custom_directives.is_empty() {
+        return None;
+    }
+    let type_name = T::type_name();
+    if root.introspection_type_name() != type_name {
+        return None;
+    }
+    let mut fields = Vec::with_capacity(ctx.item.node.items.len());
+    collect_fields(ctx, &ctx.item.node, &type_name, &mut fields)?;
+    Some(fields)
+}
+
+fn collect_fields<'a>(
+    ctx: &ContextSelectionSet<'a>,
+    selection_set: &'a SelectionSet,
+    type_name: &str,
+    fields: &mut Vec<&'a Positioned<Field>>,
+) -> Option<()> {
+    for selection in &selection_set.items {
+        let (condition, selection_set) = match &selection.node {
+            Selection::Field(field) => {
+                fields.push(field);
+                continue;
+            }
+            Selection::FragmentSpread(spread) => {
+                let fragment = ctx.query_env.fragments.get(&spread.node.fragment_name.node)?;
+                (
+                    Some(fragment.node.type_condition.node.on.node.as_str()),
+                    &fragment.node.selection_set.node,
+                )
+            }
+            Selection::InlineFragment(fragment) => (
+                fragment
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .map(|condition| condition.node.on.node.as_str()),
+                &fragment.node.selection_set.node,
+            ),
+        };
+        let applies = condition.is_none_or(|condition| {
+            condition == type_name
+                || ctx
+                    .schema_env
+                    .registry
+                    .implements
+                    .get(type_name)
+                    .is_some_and(|interfaces| interfaces.contains(condition))
+        });
+        if applies {
+            collect_fields(ctx, selection_set, type_name, fields)?;
+        }
+    }
+    Some(())
+}
+
+/// Resolves the collected `fields` of `root` within one future: side by side (each
+/// field's future polled in turn, in place, with no box or task of its own) or one after
+/// another. Values, order and errors are those of [`try_resolve_container`]. Boxed, so
+/// that an object met again below itself (a post's author's posts) has a finite type.
+fn resolve_in_place<'a, T: ContainerType + ?Sized>(
+    ctx: &ContextSelectionSet<'a>,
+    root: &'a T,
+    fields: Vec<&'a Positioned<Field>>,
+    parallel: bool,
+) -> Pin<Box<dyn Future<Output = ServerResult<Value>> + Send + 'a>> {
+    let ctx = ctx.clone();
+    Box::pin(async move {
+        let mut results = IndexMap::with_capacity(fields.len());
+        let mut propagated = None;
+        let mut record = |field: &Positioned<Field>, outcome: ServerResult<Value>| match outcome {
+            Ok(value) => {
+                insert_value(&mut results, field.node.response_key().node.clone(), value);
+                true
+            }
+            Err(err) => {
+                match propagated {
+                    None => propagated = Some(err),
+                    Some(_) => ctx.add_error(err),
+                }
+                false
+            }
+        };
+        if parallel && fields.len() > 1 {
+            let outcomes =
+                join_all(fields.iter().map(|field| resolve_field_in_place(&ctx, root, field)))
+                    .await;
+            for (field, outcome) in fields.iter().zip(outcomes) {
+                record(field, outcome);
+            }
+        } else {
+            for field in &fields {
+                // Serial execution (mutations) stops at a non-null field's error.
+                if !record(field, resolve_field_in_place(&ctx, root, field).await) {
+                    break;
+                }
+            }
+        }
+        match propagated {
+            Some(err) => Err(err),
+            None => Ok(Value::Object(results)),
+        }
+    })
+}
+
+/// One field's value: a nullable field's error is recorded and the field is null; a
+/// non-null field's error is returned, to null the object.
+async fn resolve_field_in_place<'a, T: ContainerType + ?Sized>(
+    ctx: &ContextSelectionSet<'a>,
+    root: &'a T,
+    field: &'a Positioned<Field>,
+) -> ServerResult<Value> {
+    if field.node.name.node == "__typename" {
+        return Ok(Value::String(root.introspection_type_name().into_owned()));
+    }
+    match root.resolve_field(&ctx.with_field(field)).await {
+        Ok(value) => Ok(value.unwrap_or_default()),
+        Err(err) if !is_non_null_field(ctx, &T::type_name(), &field.node.name.node) => {
+            ctx.add_error(err);
+            Ok(Value::Null)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 fn insert_value(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
-    if let Some(prev_value) = target.get_mut(&name) {
-        if let Value::Object(target_map) = prev_value {
-            if let Value::Object(obj) = value {
+    match target.entry(name) {
+        indexmap::map::Entry::Vacant(entry) => {
+            entry.insert(value);
+        }
+        indexmap::map::Entry::Occupied(mut entry) => merge_value(entry.get_mut(), value),
+    }
+}
+
+/// Merges `value` into the value already answered for the same response key.
+fn merge_value(prev_value: &mut Value, value: Value) {
+    if let Value::Object(target_map) = prev_value {
+        if let Value::Object(obj) = value {
+            for (key, value) in obj.into_iter() {
+                insert_value(target_map, key, value);
+            }
+        }
+    } else if let Value::List(target_list) = prev_value
+        && let Value::List(list) = value
+    {
+        for (idx, value) in list.into_iter().enumerate() {
+            if let Some(Value::Object(target_map)) = target_list.get_mut(idx)
+                && let Value::Object(obj) = value
+            {
                 for (key, value) in obj.into_iter() {
                     insert_value(target_map, key, value);
                 }
             }
-        } else if let Value::List(target_list) = prev_value
-            && let Value::List(list) = value
-        {
-            for (idx, value) in list.into_iter().enumerate() {
-                if let Some(Value::Object(target_map)) = target_list.get_mut(idx)
-                    && let Value::Object(obj) = value
-                {
-                    for (key, value) in obj.into_iter() {
-                        insert_value(target_map, key, value);
-                    }
-                }
-            }
         }
-    } else {
-        target.insert(name, value);
     }
 }
 
