@@ -8,6 +8,7 @@ mod cache;
 mod conformance;
 mod connections;
 mod cors;
+mod fast_path;
 mod faults;
 mod hostile;
 mod http;

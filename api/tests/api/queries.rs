@@ -9,7 +9,6 @@ crate::backend_tests!(
     a_missing_user_or_post_is_null_not_an_error,
     a_user_shows_their_profile_and_posts_and_a_post_its_author,
     posts_can_be_listed_for_one_author,
-    plain_selections_answer_exactly_as_the_executor_does,
 );
 
 async fn a_user_is_found_by_id_and_by_email_in_any_case(backend: Backend) {
@@ -94,55 +93,4 @@ async fn posts_can_be_listed_for_one_author(backend: Backend) {
 
     assert_eq!(body["data"]["mine"], json!({ "totalCount": 1, "nodes": [{ "id": ada_post }] }));
     assert_eq!(body["data"]["all"]["totalCount"], 2);
-}
-
-/// Users and posts whose selection holds plain fields only are answered without
-/// async-graphql's executor; the same fields asked through fragments (which always take
-/// the executor) must give the same answer, nulls, dates and `__typename` included.
-async fn plain_selections_answer_exactly_as_the_executor_does(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let named = app
-        .graphql(
-            r#"mutation { createUser(input: { email: "ada@example.com", name: "Ada" }) { id } }"#,
-            json!({}),
-        )
-        .await;
-    let ada = id_at(&named, "/data/createUser/id");
-    let bob = app.create_user("bob@example.com").await;
-    app.create_post(ada, "untold").await;
-    app.graphql(
-        r#"mutation($a: UUID!) { createPost(input: { authorId: $a, title: "told", content: "a story" }) { id } }"#,
-        json!({ "a": ada }),
-    )
-    .await;
-    app.create_post(bob, "bob's").await;
-    let user = "__typename id email name createdAt updatedAt";
-    let post = "__typename id title content createdAt updatedAt";
-    let plain = format!(
-        "{{ users(first: 5) {{ nodes {{ {user} posts(first: 5) {{ nodes {{ {post} author {{ {user} }} }} }} }} }}
-            posts(first: 5) {{ nodes {{ {post} author {{ {user} }} }} }} }}"
-    );
-    let through_fragments = format!(
-        "{{ users(first: 5) {{ nodes {{ ... on User {{ {user} }} posts(first: 5) {{ nodes {{ ... on Post {{ {post} }}
-            author {{ ... on User {{ {user} }} }} }} }} }} }}
-            posts(first: 5) {{ nodes {{ ... on Post {{ {post} }} author {{ ... on User {{ {user} }} }} }} }} }}"
-    );
-
-    let direct = app.graphql(&plain, json!({})).await;
-    let executed = app.graphql(&through_fragments, json!({})).await;
-
-    assert!(direct.get("errors").is_none(), "{direct}");
-    assert_eq!(direct, executed);
-    let users = direct["data"]["users"]["nodes"].as_array().expect("users");
-    assert_eq!(users.len(), 2);
-    assert_eq!((users[0]["name"].clone(), users[1]["name"].clone()), (json!("Ada"), json!(null)));
-    let ada_posts = users[0]["posts"]["nodes"].as_array().expect("posts");
-    assert_eq!(ada_posts.len(), 2);
-    assert_eq!(
-        (ada_posts[0]["content"].clone(), ada_posts[1]["content"].clone()),
-        (json!("a story"), json!(null))
-    );
-    assert_eq!(ada_posts[0]["author"]["email"], "ada@example.com");
-    assert_eq!(ada_posts[0]["__typename"], "Post");
-    assert_eq!(direct["data"]["posts"]["nodes"].as_array().expect("posts").len(), 3);
 }

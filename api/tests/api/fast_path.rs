@@ -1,0 +1,286 @@
+//! Every selection shape takes the one path objects resolve on: fragments, inline
+//! fragments, `__typename` and aliases answer byte for byte as the same fields written out
+//! do, and what a field declares (a guard, arguments, a resolver of its own) holds
+//! whichever way it is selected. With an extension registered, fields go through its
+//! per-field hook instead, and the answer is the same to the byte.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{
+    ComplexObject, Context, EmptySubscription, Guard, Object, Result, Schema, SimpleObject,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo},
+};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, id_at, spawn_app};
+
+crate::backend_tests!(
+    fragments_typename_and_aliases_answer_byte_for_byte_as_fields_written_out,
+    keys_come_in_the_order_the_selection_asks_for,
+);
+
+/// The raw body of a POST, as the client reads it.
+async fn raw(app: &TestApp, query: &str) -> String {
+    let response = app.post_graphql(&json!({ "query": query })).await;
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("a text body")
+}
+
+async fn fragments_typename_and_aliases_answer_byte_for_byte_as_fields_written_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let named = app
+        .graphql(r#"mutation { createUser(input: { email: "ada@example.com", name: "Ada" }) { id } }"#, json!({}))
+        .await;
+    let ada = id_at(&named, "/data/createUser/id");
+    let bob = app.create_user("bob@example.com").await;
+    app.create_post(ada, "untold").await;
+    app.graphql(
+        r#"mutation($a: UUID!) { createPost(input: { authorId: $a, title: "told", content: "a story" }) { id } }"#,
+        json!({ "a": ada }),
+    )
+    .await;
+    app.create_post(bob, "bob's").await;
+    let user = "__typename id email name createdAt updatedAt";
+    let post = "__typename id title content createdAt updatedAt";
+    let written_out = format!(
+        "{{ users(first: 5) {{ __typename nodes {{ {user} posts(first: 5) {{ __typename totalCount nodes {{ {post} author {{ {user} }} }} }} }} }}
+           posts(first: 5) {{ nodes {{ {post} author {{ {user} }} }} }} }}"
+    );
+    let named_fragments = "query Feed { users(first: 5) { __typename nodes { ...UserCard posts(first: 5) { __typename totalCount nodes { ...PostCard } } } }
+           posts(first: 5) { nodes { ...PostCard } } }
+         fragment UserCard on User { __typename id email name createdAt updatedAt }
+         fragment PostCard on Post { __typename id title content ...Dates author { ...UserCard } }
+         fragment Dates on Post { createdAt updatedAt }";
+    let inline_fragments = format!(
+        "{{ users(first: 5) {{ __typename nodes {{ ... on User {{ {user} }} ... {{ posts(first: 5) {{ __typename ... {{ totalCount }} nodes {{ ... on Post {{ {post} }}
+           author {{ ... on User {{ __typename id }} ... on User {{ email name createdAt updatedAt }} }} }} }} }} }} }}
+           ... on Query {{ posts(first: 5) {{ nodes {{ ... on Post {{ {post} }} author {{ ... on User {{ {user} }} }} }} }} }} }}"
+    );
+
+    let expected = raw(&app, &written_out).await;
+    let through_named = raw(&app, named_fragments).await;
+    let through_inline = raw(&app, &inline_fragments).await;
+
+    assert!(!expected.contains("\"errors\""), "{expected}");
+    assert_eq!(through_named, expected);
+    assert_eq!(through_inline, expected);
+    let body: serde_json::Value = serde_json::from_str(&expected).expect("JSON");
+    let users = body["data"]["users"]["nodes"].as_array().expect("users");
+    assert_eq!(users.len(), 2);
+    assert_eq!((users[0]["name"].clone(), users[1]["name"].clone()), (json!("Ada"), json!(null)));
+    let ada_posts = users[0]["posts"]["nodes"].as_array().expect("posts");
+    assert_eq!(ada_posts.len(), 2);
+    assert_eq!(users[0]["posts"]["totalCount"], 2);
+    assert_eq!((ada_posts[0]["content"].clone(), ada_posts[1]["content"].clone()), (json!("a story"), json!(null)));
+    assert_eq!(ada_posts[0]["author"]["email"], "ada@example.com");
+    assert_eq!(ada_posts[0]["__typename"], "Post");
+    assert_eq!(body["data"]["users"]["__typename"], "UserConnection");
+    assert_eq!(body["data"]["posts"]["nodes"].as_array().expect("posts").len(), 3);
+}
+
+async fn keys_come_in_the_order_the_selection_asks_for(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.create_user("ada@example.com").await;
+    app.create_post(ada, "first").await;
+
+    let body = raw(
+        &app,
+        "{ posts(first: 1) { nodes { title writer: author { email ... on User { __typename } id } ...T } } }
+         fragment T on Post { kind: __typename title }",
+    )
+    .await;
+
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"data":{{"posts":{{"nodes":[{{"title":"first","writer":{{"email":"ada@example.com","__typename":"User","id":"{ada}"}},"kind":"Post"}}]}}}}}}"#
+        )
+    );
+}
+
+// A schema of its own, with what Quill's types do not all have yet: a guard, an argument
+// on an object's field, a resolver that waits, fields that fail.
+
+/// Refuses every read of the field it guards.
+struct Refuse;
+
+impl Guard for Refuse {
+    async fn check(&self, _ctx: &Context<'_>) -> Result<()> {
+        Err("refused by the guard".into())
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+struct Item {
+    id: i32,
+    #[graphql(guard = "Refuse")]
+    secret: Option<String>,
+    #[graphql(deprecation = "use `id`")]
+    old_id: i32,
+}
+
+#[ComplexObject]
+impl Item {
+    async fn scaled(&self, by: i32) -> i32 {
+        self.id * by
+    }
+
+    /// Waits a turn before answering, as a field behind a loader does.
+    async fn later(&self) -> i32 {
+        tokio::task::yield_now().await;
+        self.id + 100
+    }
+
+    async fn fails(&self) -> Result<Option<i32>> {
+        Err("a nullable field failed".into())
+    }
+
+    async fn must(&self) -> Result<i32> {
+        Err("a non-null field failed".into())
+    }
+
+    async fn next(&self) -> Option<Item> {
+        (self.id < 3).then(|| item(self.id + 1))
+    }
+}
+
+fn item(id: i32) -> Item {
+    Item { id, secret: Some(format!("secret {id}")), old_id: id }
+}
+
+struct Query;
+
+#[Object]
+impl Query {
+    async fn item(&self) -> Item {
+        item(1)
+    }
+
+    async fn items(&self) -> Vec<Option<Item>> {
+        (1..=3).map(|id| Some(item(id))).collect()
+    }
+}
+
+struct Mutation;
+
+#[Object]
+impl Mutation {
+    async fn bump(&self, to: i32) -> Item {
+        item(to)
+    }
+
+    async fn boom(&self) -> Result<i32> {
+        Err("boom".into())
+    }
+}
+
+/// Records the name of every field its per-field hook sees.
+#[derive(Clone, Default)]
+struct SeenFields(Arc<Mutex<Vec<String>>>);
+
+impl ExtensionFactory for SeenFields {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for SeenFields {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> async_graphql::ServerResult<Option<async_graphql::Value>> {
+        self.0.lock().expect("not poisoned").push(info.name.to_owned());
+        next.run(ctx, info).await
+    }
+}
+
+type ItemSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn schema(seen: Option<SeenFields>) -> ItemSchema {
+    let builder = Schema::build(Query, Mutation, EmptySubscription);
+    match seen {
+        Some(seen) => builder.extension(seen).finish(),
+        None => builder.finish(),
+    }
+}
+
+async fn answer(schema: &ItemSchema, query: &str) -> String {
+    serde_json::to_string(&schema.execute(query).await).expect("a response serialises")
+}
+
+const SHAPES: [&str; 8] = [
+    "{ item { id secret } }",
+    "{ item { ...F } } fragment F on Item { __typename secret id }",
+    "{ item { ... on Item { hidden: secret } ... { id } } }",
+    "{ item { a: scaled(by: 3) b: scaled(by: 5) ...S } } fragment S on Item { c: scaled(by: 7) oldId }",
+    "{ items { later id next { later next { id later } } } }",
+    "{ items { id fails later } }",
+    "{ items { id must } item { next { id must } } }",
+    "{ item { id next { id } ... on Item { next { later } } next { __typename } } }",
+];
+
+#[tokio::test]
+async fn a_guard_holds_however_its_field_is_selected() {
+    let schema = schema(None);
+
+    for query in &SHAPES[..3] {
+        let body = answer(&schema, query).await;
+
+        assert!(!body.contains("secret 1"), "{query}: {body}");
+        assert!(body.contains("refused by the guard"), "{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn arguments_and_resolvers_of_their_own_hold_through_fragments_and_aliases() {
+    let body = answer(&schema(None), SHAPES[3]).await;
+
+    assert_eq!(body, r#"{"data":{"item":{"a":3,"b":5,"c":7,"oldId":1}}}"#);
+}
+
+#[tokio::test]
+async fn field_errors_null_the_field_or_its_parent() {
+    let schema = schema(None);
+
+    let nullable: serde_json::Value = serde_json::from_str(&answer(&schema, SHAPES[5]).await).expect("JSON");
+    let non_null: serde_json::Value = serde_json::from_str(&answer(&schema, SHAPES[6]).await).expect("JSON");
+
+    assert_eq!(nullable["data"]["items"][2], json!({ "id": 3, "fails": null, "later": 103 }));
+    assert_eq!(nullable["errors"].as_array().expect("errors").len(), 3);
+    assert_eq!(non_null["data"], json!({ "items": [null, null, null], "item": { "next": null } }));
+    assert_eq!(non_null["errors"].as_array().expect("errors").len(), 4);
+}
+
+#[tokio::test]
+async fn every_shape_answers_the_same_bytes_with_and_without_per_field_hooks() {
+    let in_place = schema(None);
+    let seen = SeenFields::default();
+    let hooked = schema(Some(seen.clone()));
+    let mutations = ["mutation { a: bump(to: 2) { id } b: bump(to: 3) { later } }", "mutation { a: bump(to: 1) { id } boom c: bump(to: 2) { id } }"];
+
+    for query in SHAPES.iter().chain(&mutations) {
+        let expected = answer(&in_place, query).await;
+        let through_hooks = answer(&hooked, query).await;
+
+        assert_eq!(through_hooks, expected, "{query}");
+    }
+    // A serial mutation stops at the failed non-null field: `c` never ran.
+    assert!(answer(&in_place, mutations[1]).await.starts_with(r#"{"data":null"#));
+    assert!(!seen.0.lock().expect("not poisoned").is_empty());
+}
+
+#[tokio::test]
+async fn an_extension_sees_every_field_fragments_included() {
+    let seen = SeenFields::default();
+
+    let body = answer(&schema(Some(seen.clone())), SHAPES[3]).await;
+
+    assert_eq!(body, r#"{"data":{"item":{"a":3,"b":5,"c":7,"oldId":1}}}"#);
+    let mut names = seen.0.lock().expect("not poisoned").clone();
+    names.sort();
+    assert_eq!(names, ["item", "oldId", "scaled", "scaled", "scaled"]);
+}
