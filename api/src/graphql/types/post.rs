@@ -1,0 +1,81 @@
+//! `Post`: a post written by one user, and its author.
+
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::post;
+use uuid::Uuid;
+
+use super::{connection::Node, user::User};
+use crate::{
+    error::ApiError,
+    graphql::schema::loaders,
+    pagination::{CursorKey, PostKey},
+};
+
+/// A post written by one user.
+#[derive(Clone, SimpleObject)]
+#[graphql(complex)]
+pub struct Post {
+    pub id: Uuid,
+    /// Trimmed; never blank.
+    pub title: String,
+    /// As written, spaces included.
+    pub content: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub author_id: Uuid,
+    /// The author, when the post was reached through them.
+    #[graphql(skip)]
+    pub known_author: Option<Arc<User>>,
+}
+
+impl Post {
+    /// A post listed under its author.
+    pub(super) fn by(model: post::Model, author: Arc<User>) -> Self {
+        let mut post = Self::from(model);
+        post.known_author = Some(author);
+        post
+    }
+}
+
+impl From<post::Model> for Post {
+    fn from(m: post::Model) -> Self {
+        Self {
+            id: m.id,
+            title: m.title,
+            content: m.content,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            author_id: m.author_id,
+            known_author: None,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Post {
+    /// Who wrote it.
+    async fn author(&self, ctx: &Context<'_>) -> Result<Arc<User>> {
+        if let Some(author) = &self.known_author {
+            return Ok(author.clone());
+        }
+        loaders(ctx)
+            .users
+            .load_one(self.author_id)
+            .await?
+            .map(|m| Arc::new(User::from(Arc::unwrap_or_clone(m))))
+            // The foreign key cascades deletes, so only a delete racing this read gets here.
+            .ok_or_else(|| {
+                ApiError::not_found(format!("the author of post {} no longer exists", self.id)).into()
+            })
+    }
+}
+
+impl Node for Post {
+    fn cursor(&self) -> String {
+        PostKey { created_at: self.created_at, id: self.id }.encode()
+    }
+}

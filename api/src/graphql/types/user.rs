@@ -1,0 +1,71 @@
+//! `User`: a person with an account, their profile and their posts.
+
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::user;
+use uuid::Uuid;
+
+use super::{
+    connection::{Node, PostConnection, Total},
+    post::Post,
+    profile::Profile,
+};
+use crate::{
+    graphql::{loader::AuthorPage, schema::loaders},
+    pagination::{CursorKey, Page, page_cost},
+};
+
+/// A person with an account.
+#[derive(Clone, SimpleObject)]
+#[graphql(complex)]
+pub struct User {
+    pub id: Uuid,
+    /// Normalised: trimmed and lower-cased.
+    pub email: String,
+    /// The display name, trimmed; null when the user has none.
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for User {
+    fn from(m: user::Model) -> Self {
+        Self { id: m.id, email: m.email, name: m.name, created_at: m.created_at, updated_at: m.updated_at }
+    }
+}
+
+#[ComplexObject]
+impl User {
+    /// The user's profile, if they have one.
+    async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
+        Ok(loaders(ctx).profiles.load_one(self.id).await?.map(Arc::unwrap_or_clone).map(Profile::from))
+    }
+
+    /// The user's posts, newest first.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity + 1")]
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<PostConnection> {
+        let page = Page::from_args(first, after, last, before)?;
+        let key = AuthorPage { author: self.id, page };
+        let found =
+            loaders(ctx).author_posts.load_one(key).await?.map(Arc::unwrap_or_clone).unwrap_or_default();
+        // Each of these posts' author is this user: no need to look it up again.
+        let author = Arc::new(self.clone());
+        let posts = found.posts.into_iter().map(|p| Post::by(p, author.clone())).collect();
+        Ok(PostConnection::new::<Post, _>(posts, &page, found.more, Total::PostsOf(self.id)))
+    }
+}
+
+impl Node for User {
+    fn cursor(&self) -> String {
+        self.id.encode()
+    }
+}
