@@ -2,6 +2,7 @@
 //! Resolvers read the context, call a loader or a repository, and map the error.
 
 pub mod codes;
+mod context;
 mod limits;
 pub mod loader;
 mod mutation;
@@ -9,5 +10,6 @@ mod query;
 pub mod schema;
 mod types;
 
+pub use context::Services;
 pub use limits::Limits;
-pub use schema::{QuillSchema, Services, build_schema, execute, sdl};
+pub use schema::{QuillSchema, build_schema, execute, sdl};

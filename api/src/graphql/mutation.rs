@@ -5,7 +5,7 @@ use async_graphql::{Context, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    schema::services,
+    context::services,
     types::{CreatePostInput, CreateUserInput, Post, UpdatePostInput, UpdateUserInput, User},
 };
 use crate::repo;

@@ -6,7 +6,7 @@ use async_graphql::{Context, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    schema::{loaders, services},
+    context::{loaders, services},
     types::{Post, PostConnection, Total, User, UserConnection},
 };
 use crate::{

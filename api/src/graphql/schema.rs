@@ -1,27 +1,16 @@
-//! Builds the executable schema and names what every resolver can reach.
+//! Builds the executable schema, and executes one request against it.
 
-use async_graphql::{Context, EmptySubscription, PathSegment, Request, Response, Schema};
-use sea_orm::DatabaseConnection;
+use async_graphql::{EmptySubscription, PathSegment, Request, Response, Schema};
 
 use super::{
     codes,
+    context::Services,
     limits::{self, Limits},
-    loader::Loaders,
     mutation::MutationRoot,
     query::QueryRoot,
 };
-use crate::cache::UserCache;
 
 pub type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
-
-/// What the resolvers share for the life of the server.
-#[derive(Clone)]
-pub struct Services {
-    /// The connection pool; cheap to clone.
-    pub db: DatabaseConnection,
-    /// Read through by the user loaders; invalidated by writes after they commit.
-    pub cache: UserCache,
-}
 
 /// The schema with its services attached, ready to execute requests under `limits`.
 pub fn build_schema(services: Services, limits: &Limits) -> QuillSchema {
@@ -83,14 +72,4 @@ fn compare_paths(a: &[PathSegment], b: &[PathSegment]) -> std::cmp::Ordering {
         }
     }
     a.iter().map(key).cmp(b.iter().map(key))
-}
-
-/// The shared services; every schema that executes requests is built with them.
-pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
-    ctx.data_unchecked::<Services>()
-}
-
-/// This request's loaders; the HTTP layer attaches a fresh set to every request.
-pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
-    ctx.data_unchecked::<std::sync::Arc<Loaders>>()
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{post::Post, user::User};
 use crate::{
     error::ApiResult,
-    graphql::schema::{loaders, services},
+    graphql::context::{loaders, services},
     pagination::{Page, has_next_and_previous},
     repo,
 };

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{connection::Node, user::User};
 use crate::{
     error::ApiError,
-    graphql::schema::loaders,
+    graphql::context::loaders,
     pagination::{CursorKey, PostKey},
 };
 

@@ -13,7 +13,7 @@ use super::{
     profile::Profile,
 };
 use crate::{
-    graphql::{loader::AuthorPage, schema::loaders},
+    graphql::{context::loaders, loader::AuthorPage},
     pagination::{CursorKey, Page, page_cost},
 };
 

@@ -1,0 +1,29 @@
+//! What every resolver can reach: the services shared for the life of the server, and
+//! the loaders of the request being executed.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use sea_orm::DatabaseConnection;
+
+use super::loader::Loaders;
+use crate::cache::UserCache;
+
+/// What the resolvers share for the life of the server.
+#[derive(Clone)]
+pub struct Services {
+    /// The connection pool; cheap to clone.
+    pub db: DatabaseConnection,
+    /// Read through by the user loaders; invalidated by writes after they commit.
+    pub cache: UserCache,
+}
+
+/// The shared services; every schema that executes requests is built with them.
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+/// This request's loaders; the HTTP layer attaches a fresh set to every request.
+pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
+    ctx.data_unchecked::<Arc<Loaders>>()
+}
