@@ -31,10 +31,7 @@ use tower_http::{
 
 use crate::{
     config::AllowedOrigins,
-    graphql::{
-        self, Limits, QuillSchema, Services, codes,
-        loader::{BatchQueue, Loaders},
-    },
+    graphql::{Executor, Services, codes},
     persisted::{self, PersistedQueries},
     playground, telemetry,
 };
@@ -121,9 +118,9 @@ impl Drop for Waiting<'_> {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub schema: QuillSchema,
-    /// The document limits the schema does not check itself.
-    pub limits: Arc<Limits>,
+    /// Runs each GraphQL operation.
+    pub executor: Executor,
+    /// The database and the cache, for the readiness probe and the pool gauges.
     pub services: Services,
     pub metrics: PrometheusHandle,
     pub http: HttpSettings,
@@ -439,9 +436,7 @@ async fn execute_one(
     request: async_graphql::Request,
     request_id: &str,
 ) -> async_graphql::Response {
-    let queue = BatchQueue::default();
-    let loaders = Arc::new(Loaders::new(&state.services, &queue));
-    let mut response = queue.run(graphql::execute(&state.schema, &state.limits, request.data(loaders))).await;
+    let mut response = state.executor.execute(request).await;
     mask_internal_errors(&mut response, request_id);
     record_graphql(std::slice::from_ref(&response));
     response

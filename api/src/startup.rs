@@ -15,7 +15,7 @@ use crate::{
     config::Config,
     connections::{self, ConnectionSettings},
     db,
-    graphql::{Services, build_schema},
+    graphql::{Executor, Services},
     http::{AppState, HttpSettings, router},
     persisted::PersistedQueries,
     telemetry,
@@ -47,10 +47,8 @@ impl Application {
             TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
         let services = Services { db: db.clone(), cache: config.user_cache()? };
         let draining = Arc::new(AtomicBool::new(false));
-        let limits = config.limits();
         let state = AppState {
-            schema: build_schema(services.clone(), &limits),
-            limits: Arc::new(limits),
+            executor: Executor::new(services.clone(), config.limits()),
             http: HttpSettings::from(config),
             admission: Arc::new(config.admission()),
             persisted: Arc::new(PersistedQueries::new(

@@ -19,11 +19,11 @@ pub struct Services {
 }
 
 /// The shared services; every schema that executes requests is built with them.
-pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+pub(super) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()
 }
 
-/// This request's loaders; the HTTP layer attaches a fresh set to every request.
-pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
+/// This request's loaders; `Executor::execute` attaches a fresh set to every request.
+pub(super) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
     ctx.data_unchecked::<Arc<Loaders>>()
 }

@@ -40,7 +40,7 @@ use crate::{
 };
 
 /// One request's loaders.
-pub struct Loaders {
+pub(super) struct Loaders {
     pub users: DataLoader<UserLoader>,
     pub users_by_email: DataLoader<UserByEmailLoader>,
     pub posts: DataLoader<PostLoader>,
@@ -51,7 +51,7 @@ pub struct Loaders {
 
 impl Loaders {
     /// Loaders whose batches run on `queue`.
-    pub fn new(services: &Services, queue: &BatchQueue) -> Self {
+    pub(super) fn new(services: &Services, queue: &BatchQueue) -> Self {
         let db = &services.db;
         let cache = &services.cache;
         Self {
@@ -66,8 +66,8 @@ impl Loaders {
 }
 
 /// The batches a request's loaders have started and that its task has yet to run.
-#[derive(Clone, Default)]
-pub struct BatchQueue(Arc<Mutex<Queued>>);
+#[derive(Clone)]
+pub(super) struct BatchQueue(Arc<Mutex<Queued>>);
 
 #[derive(Default)]
 struct Queued {
@@ -81,6 +81,10 @@ struct Queued {
 }
 
 impl BatchQueue {
+    pub(super) fn new() -> Self {
+        Self(Arc::default())
+    }
+
     fn loader<T>(&self, inner: T) -> DataLoader<T> {
         let queue = self.clone();
         // No delay: the batch is not polled before the resolvers have all had their turn.
@@ -133,7 +137,7 @@ impl BatchQueue {
     /// polled only when the request is stalled (polled without waking itself again), so
     /// every resolver that could run has registered its keys before a batch takes them.
     /// A finished batch wakes the request, and the cycle repeats.
-    pub async fn run<F: Future>(&self, request: F) -> F::Output {
+    pub(super) async fn run<F: Future>(&self, request: F) -> F::Output {
         let mut request = pin!(request);
         let mut running = FuturesUnordered::new();
         poll_fn(|cx| {
@@ -376,7 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_started_by_a_batch_runs() {
-        let queue = BatchQueue::default();
+        let queue = BatchQueue::new();
         let batches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let through = queue.loader(ThroughDoubler(queue.loader(Doubler(batches.clone()))));
 
@@ -393,7 +397,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_started_from_a_spawned_task_runs() {
-        let queue = BatchQueue::default();
+        let queue = BatchQueue::new();
         let doubler = Arc::new(queue.loader(Doubler(Arc::default())));
 
         let loaded = tokio::time::timeout(

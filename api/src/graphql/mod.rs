@@ -4,12 +4,12 @@
 pub mod codes;
 mod context;
 mod limits;
-pub mod loader;
+mod loader;
 mod mutation;
 mod query;
-pub mod schema;
+mod schema;
 mod types;
 
 pub use context::Services;
 pub use limits::Limits;
-pub use schema::{QuillSchema, build_schema, execute, sdl};
+pub use schema::{Executor, sdl};

@@ -1,19 +1,57 @@
 //! Builds the executable schema, and executes one request against it.
 
+use std::sync::Arc;
+
 use async_graphql::{EmptySubscription, PathSegment, Request, Response, Schema};
 
 use super::{
     codes,
     context::Services,
     limits::{self, Limits},
+    loader::{BatchQueue, Loaders},
     mutation::MutationRoot,
     query::QueryRoot,
 };
 
-pub type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// The schema with its services attached, ready to execute requests under `limits`.
-pub fn build_schema(services: Services, limits: &Limits) -> QuillSchema {
+/// The schema with what it runs on: executes requests, each with loaders of its own.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    /// Built once, with the services attached.
+    schema: QuillSchema,
+    /// What each request's loaders read through.
+    services: Services,
+    /// The document limits the schema does not check itself.
+    limits: Arc<Limits>,
+}
+
+impl Executor {
+    /// The schema with `services` attached, ready to execute requests under `limits`.
+    pub fn new(services: Services, limits: Limits) -> Self {
+        Self { schema: build_schema(services.clone(), &limits), services, limits: Arc::new(limits) }
+    }
+
+    /// Executes one request: parse and count-check it, run it with a fresh set of loaders
+    /// whose batches run in this request's task, code every error.
+    pub async fn execute(&self, mut request: Request) -> Response {
+        let mut response = match limits::prepare(&mut request, &self.limits) {
+            Ok(()) => {
+                // Made here and only here, so no request runs with loaders but no queue
+                // to drive their batches.
+                let queue = BatchQueue::new();
+                let loaders = Arc::new(Loaders::new(&self.services, &queue));
+                queue.run(self.schema.execute(request.data(loaders))).await
+            }
+            Err(error) => Response::from_errors(vec![error]),
+        };
+        tidy_errors(&mut response, &self.limits);
+        response
+    }
+}
+
+fn build_schema(services: Services, limits: &Limits) -> QuillSchema {
     let mut builder =
         schema_builder().data(services).limit_depth(limits.max_depth).limit_complexity(limits.max_complexity);
     if !limits.introspection {
@@ -33,18 +71,15 @@ fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, Emp
     Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
 }
 
-/// Executes one request: parse and count-check it, run it, code every error.
-pub async fn execute(schema: &QuillSchema, limits: &Limits, mut request: Request) -> Response {
-    let mut response = match limits::prepare(&mut request, limits) {
-        Ok(()) => schema.execute(request).await,
-        Err(error) => Response::from_errors(vec![error]),
-    };
+/// Rewrites every depth error as the limit's one error, codes every error, sorts them and
+/// drops duplicates.
+fn tidy_errors(response: &mut Response, limits: &Limits) {
     for error in &mut response.errors {
         if codes::is_depth_error(error) {
             *error = limits::too_deep(limits);
         }
     }
-    codes::assign(&mut response);
+    codes::assign(response);
     // Fields resolve side by side, so errors are recorded in the order they happen; sorted
     // by where they point, identical requests get byte-identical answers.
     response.errors.sort_by(|a, b| {
@@ -60,7 +95,6 @@ pub async fn execute(schema: &QuillSchema, limits: &Limits, mut request: Request
         seen.push(key);
         first
     });
-    response
 }
 
 /// Orders error paths segment by segment: list indexes by number, field names by name.
