@@ -25,7 +25,10 @@ use moka::future::Cache;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use crate::telemetry::{CACHE_ERRORS_TOTAL, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL};
+use crate::{
+    config::{CacheMode, Config},
+    telemetry::{CACHE_ERRORS_TOTAL, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL},
+};
 
 /// How long a write keeps readers from caching the user it changed.
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(10);
@@ -46,6 +49,17 @@ pub struct CacheSettings {
     pub prefix: String,
     /// Zero but in tests of the invalidation race (see `Config`).
     pub write_back_delay: Duration,
+}
+
+impl From<&Config> for CacheSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            ttl: Duration::from_secs(config.cache_ttl_secs),
+            timeout: Duration::from_millis(config.cache_timeout_ms),
+            prefix: config.cache_prefix.clone(),
+            write_back_delay: Duration::from_millis(config.cache_write_back_delay_ms),
+        }
+    }
 }
 
 /// The user cache; cheap to clone.
@@ -132,6 +146,17 @@ impl CacheHealth {
 }
 
 impl UserCache {
+    /// The user cache the settings describe: off under `CACHE=off`, else Redis when
+    /// `REDIS_URL` is set, else in-process.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let settings = CacheSettings::from(config);
+        Ok(match (config.cache, config.redis_url.as_deref().filter(|u| !u.is_empty())) {
+            (CacheMode::Off, _) => Self::off(settings),
+            (CacheMode::Auto, Some(url)) => Self::redis(url, settings)?,
+            (CacheMode::Auto, None) => Self::in_process(settings),
+        })
+    }
+
     pub fn off(settings: CacheSettings) -> Self {
         Self(Arc::new(Inner { backend: Backend::Off, settings }))
     }

@@ -1,5 +1,6 @@
 //! The one typed configuration: every setting is a flag and an environment variable
-//! (a `.env` file is read first when present), parsed and checked once at start.
+//! (a `.env` file is read first when present), parsed and checked once at start. It uses
+//! nothing else of the crate: each module builds its own settings from a `&Config`.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -275,72 +276,6 @@ impl Config {
     pub fn db_connect_timeout(&self) -> Duration {
         Duration::from_secs(self.db_connect_timeout_secs)
     }
-
-    /// The connection limits for a process allowed `descriptor_limit` open descriptors;
-    /// an explicit `MAX_CONNECTIONS` the limit cannot honour is an error.
-    pub fn connection_settings(
-        &self,
-        descriptor_limit: u64,
-    ) -> anyhow::Result<crate::connections::ConnectionSettings> {
-        use crate::connections::{default_max_connections, highest_max_connections};
-        let highest = highest_max_connections(descriptor_limit, self.db_max_connections);
-        let max_connections = match self.max_connections {
-            None => default_max_connections(descriptor_limit, self.db_max_connections),
-            Some(wanted) if wanted <= highest => wanted,
-            Some(wanted) => anyhow::bail!(
-                "MAX_CONNECTIONS is {wanted}, but the open-descriptor limit ({descriptor_limit}) \
-                 leaves room for at most {highest}: lower it or raise the limit (ulimit -n)"
-            ),
-        };
-        Ok(crate::connections::ConnectionSettings {
-            header_timeout: Duration::from_secs(self.http_header_timeout_secs),
-            idle_timeout: Duration::from_secs(self.http_idle_timeout_secs),
-            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-        })
-    }
-
-    /// How many requests may execute at once, and how many and how long may wait.
-    pub fn admission(&self) -> crate::http::Admission {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let concurrent =
-            self.max_concurrent_requests.map_or(32 * cores, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        crate::http::Admission::new(
-            concurrent,
-            usize::try_from(self.max_queued_requests).unwrap_or(usize::MAX),
-            Duration::from_millis(self.queue_timeout_ms),
-        )
-    }
-
-    pub fn limits(&self) -> crate::graphql::Limits {
-        crate::graphql::Limits {
-            max_depth: self.max_query_depth as usize,
-            max_complexity: self.max_query_complexity as usize,
-            max_aliases: self.max_aliases as usize,
-            max_root_fields: self.max_root_fields as usize,
-            max_expanded_fields: self.max_expanded_fields as usize,
-            introspection: self.introspection,
-        }
-    }
-
-    pub fn cache_settings(&self) -> crate::cache::CacheSettings {
-        crate::cache::CacheSettings {
-            ttl: Duration::from_secs(self.cache_ttl_secs),
-            timeout: Duration::from_millis(self.cache_timeout_ms),
-            prefix: self.cache_prefix.clone(),
-            write_back_delay: Duration::from_millis(self.cache_write_back_delay_ms),
-        }
-    }
-
-    /// The user cache these settings describe.
-    pub fn user_cache(&self) -> anyhow::Result<crate::cache::UserCache> {
-        use crate::cache::UserCache;
-        let settings = self.cache_settings();
-        Ok(match (self.cache, self.redis_url.as_deref().filter(|u| !u.is_empty())) {
-            (CacheMode::Off, _) => UserCache::off(settings),
-            (CacheMode::Auto, Some(url)) => UserCache::redis(url, settings)?,
-            (CacheMode::Auto, None) => UserCache::in_process(settings),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -402,21 +337,6 @@ mod tests {
                 .any(|line| line.trim_start_matches(['#', ' ']).split('=').next() == Some(name.as_str()));
             assert!(in_sample, "{name} is not in .env.sample");
         }
-    }
-
-    #[test]
-    fn a_connection_bound_the_descriptor_limit_cannot_honour_is_refused_at_start() {
-        let mut config = Config::from_env();
-        config.max_connections = Some(1_000);
-
-        let error =
-            config.connection_settings(256).expect_err("1,000 connections need more than 256 descriptors");
-        let fits = config.connection_settings(2_048).expect("2,048 descriptors leave room for 1,000");
-
-        assert!(error.to_string().contains("leaves room for at most 172"), "{error}");
-        assert_eq!(fits.max_connections, 1_000);
-        config.max_connections = None;
-        assert_eq!(config.connection_settings(256).expect("the default fits").max_connections, 172);
     }
 
     #[test]

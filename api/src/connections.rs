@@ -26,7 +26,7 @@ use tokio::{
 };
 use tower::ServiceExt as _;
 
-use crate::telemetry;
+use crate::{config::Config, telemetry};
 
 /// Descriptors kept free for everything that is not a client connection: the listener,
 /// Redis, log and database files, and connections refused while at the limit.
@@ -56,6 +56,27 @@ pub struct ConnectionSettings {
     pub max_connections: usize,
 }
 
+impl ConnectionSettings {
+    /// The connection limits for a process allowed `descriptor_limit` open descriptors;
+    /// an explicit `MAX_CONNECTIONS` the limit cannot honour is an error.
+    pub fn from_config(config: &Config, descriptor_limit: u64) -> anyhow::Result<Self> {
+        let highest = highest_max_connections(descriptor_limit, config.db_max_connections);
+        let max_connections = match config.max_connections {
+            None => default_max_connections(descriptor_limit, config.db_max_connections),
+            Some(wanted) if wanted <= highest => wanted,
+            Some(wanted) => anyhow::bail!(
+                "MAX_CONNECTIONS is {wanted}, but the open-descriptor limit ({descriptor_limit}) \
+                 leaves room for at most {highest}: lower it or raise the limit (ulimit -n)"
+            ),
+        };
+        Ok(Self {
+            header_timeout: Duration::from_secs(config.http_header_timeout_secs),
+            idle_timeout: Duration::from_secs(config.http_idle_timeout_secs),
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        })
+    }
+}
+
 /// The process's limit on open descriptors, raised first to the hard limit where the
 /// soft one is lower (as Go's runtime and most servers do): connections need them.
 pub fn descriptor_limit() -> u64 {
@@ -70,13 +91,13 @@ pub fn descriptor_limit() -> u64 {
 
 /// The default bound on connections for a descriptor limit: three quarters of it, and
 /// never so many that the pool and the spare descriptors would not fit beside them.
-pub fn default_max_connections(descriptor_limit: u64, pool_size: u32) -> u64 {
+fn default_max_connections(descriptor_limit: u64, pool_size: u32) -> u64 {
     let reserved = u64::from(pool_size) + SPARE_DESCRIPTORS;
     (descriptor_limit / 4 * 3).min(descriptor_limit.saturating_sub(reserved)).max(1)
 }
 
 /// The highest bound on connections a descriptor limit can honour.
-pub fn highest_max_connections(descriptor_limit: u64, pool_size: u32) -> u64 {
+fn highest_max_connections(descriptor_limit: u64, pool_size: u32) -> u64 {
     descriptor_limit.saturating_sub(u64::from(pool_size) + SPARE_DESCRIPTORS)
 }
 
@@ -412,6 +433,23 @@ mod tests {
         assert_eq!(default_max_connections(1024, 20), 768);
         assert_eq!(default_max_connections(256, 20), 172);
         assert_eq!(default_max_connections(16, 20), 1);
+    }
+
+    #[test]
+    fn a_connection_bound_the_descriptor_limit_cannot_honour_is_refused_at_start() {
+        let mut config = Config::from_env();
+        config.max_connections = Some(1_000);
+
+        let error = ConnectionSettings::from_config(&config, 256)
+            .expect_err("1,000 connections need more than 256 descriptors");
+        let fits =
+            ConnectionSettings::from_config(&config, 2_048).expect("2,048 descriptors leave room for 1,000");
+
+        assert!(error.to_string().contains("leaves room for at most 172"), "{error}");
+        assert_eq!(fits.max_connections, 1_000);
+        config.max_connections = None;
+        let default = ConnectionSettings::from_config(&config, 256).expect("the default fits");
+        assert_eq!(default.max_connections, 172);
     }
 
     #[test]

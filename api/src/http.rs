@@ -30,7 +30,7 @@ use tower_http::{
 };
 
 use crate::{
-    config::AllowedOrigins,
+    config::{AllowedOrigins, Config},
     graphql::{Executor, Services, codes},
     persisted::{self, PersistedQueries},
     playground, telemetry,
@@ -56,8 +56,8 @@ pub struct HttpSettings {
     pub cors: Option<AllowedOrigins>,
 }
 
-impl From<&crate::config::Config> for HttpSettings {
-    fn from(config: &crate::config::Config) -> Self {
+impl From<&Config> for HttpSettings {
+    fn from(config: &Config) -> Self {
         Self {
             max_body_bytes: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
@@ -81,6 +81,19 @@ impl Admission {
     pub fn new(concurrent: usize, max_waiting: usize, max_wait: Duration) -> Self {
         let concurrent = concurrent.min(Semaphore::MAX_PERMITS);
         Self { running: Semaphore::new(concurrent), waiting: AtomicUsize::new(0), max_waiting, max_wait }
+    }
+
+    /// The bounds the settings give: `MAX_CONCURRENT_REQUESTS` (32 per core when unset),
+    /// `MAX_QUEUED_REQUESTS` and `QUEUE_TIMEOUT_MS`.
+    pub fn from_config(config: &Config) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let concurrent =
+            config.max_concurrent_requests.map_or(32 * cores, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        Self::new(
+            concurrent,
+            usize::try_from(config.max_queued_requests).unwrap_or(usize::MAX),
+            Duration::from_millis(config.queue_timeout_ms),
+        )
     }
 
     /// A turn to execute, or `None` when the request is to be shed.

@@ -12,11 +12,12 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
+    cache::UserCache,
     config::Config,
     connections::{self, ConnectionSettings},
     db,
-    graphql::{Executor, Services},
-    http::{AppState, HttpSettings, router},
+    graphql::{Executor, Limits, Services},
+    http::{Admission, AppState, HttpSettings, router},
     persisted::PersistedQueries,
     telemetry,
 };
@@ -41,16 +42,16 @@ impl Application {
     /// Connects to the database, migrates it, and binds the listener (port 0 picks one).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let descriptor_limit = connections::descriptor_limit();
-        let connection_settings = config.connection_settings(descriptor_limit)?;
+        let connection_settings = ConnectionSettings::from_config(config, descriptor_limit)?;
         let db = db::connect_and_migrate(config).await?;
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
-        let services = Services { db: db.clone(), cache: config.user_cache()? };
+        let services = Services { db: db.clone(), cache: UserCache::from_config(config)? };
         let draining = Arc::new(AtomicBool::new(false));
         let state = AppState {
-            executor: Executor::new(services.clone(), config.limits()),
+            executor: Executor::new(services.clone(), Limits::from(config)),
             http: HttpSettings::from(config),
-            admission: Arc::new(config.admission()),
+            admission: Arc::new(Admission::from_config(config)),
             persisted: Arc::new(PersistedQueries::new(
                 config.persisted_queries,
                 &services.cache,

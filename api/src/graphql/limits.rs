@@ -13,6 +13,7 @@ use async_graphql::{
 use super::codes::{
     self, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, QUERY_TOO_COMPLEX, set_code_if_missing,
 };
+use crate::config::Config;
 
 /// The limits, from the settings.
 #[derive(Debug, Clone)]
@@ -23,6 +24,19 @@ pub struct Limits {
     pub max_root_fields: usize,
     pub max_expanded_fields: usize,
     pub introspection: bool,
+}
+
+impl From<&Config> for Limits {
+    fn from(config: &Config) -> Self {
+        Self {
+            max_depth: config.max_query_depth as usize,
+            max_complexity: config.max_query_complexity as usize,
+            max_aliases: config.max_aliases as usize,
+            max_root_fields: config.max_root_fields as usize,
+            max_expanded_fields: config.max_expanded_fields as usize,
+            introspection: config.introspection,
+        }
+    }
 }
 
 /// Parses the request's document and checks it against the counted limits, leaving the
