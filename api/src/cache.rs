@@ -26,7 +26,7 @@ use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use crate::{
-    config::{CacheMode, Config},
+    config::{CacheMode, Config, SecretUrl},
     telemetry::{CACHE_ERRORS_TOTAL, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL},
 };
 
@@ -150,7 +150,7 @@ impl UserCache {
     /// `REDIS_URL` is set, else in-process.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let settings = CacheSettings::from(config);
-        Ok(match (config.cache, config.redis_url.as_deref().filter(|u| !u.is_empty())) {
+        Ok(match (config.cache, config.redis_url.as_ref().filter(|url| !url.expose().is_empty())) {
             (CacheMode::Off, _) => Self::off(settings),
             (CacheMode::Auto, Some(url)) => Self::redis(url, settings)?,
             (CacheMode::Auto, None) => Self::in_process(settings),
@@ -173,15 +173,15 @@ impl UserCache {
     }
 
     /// A Redis cache. Connects lazily, so a Redis that is down at start delays nothing.
-    pub fn redis(url: &str, settings: CacheSettings) -> anyhow::Result<Self> {
-        let client =
-            redis::Client::open(url).map_err(|e| anyhow::anyhow!("the Redis URL is not valid: {e}"))?;
+    pub fn redis(url: &SecretUrl, settings: CacheSettings) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url.expose())
+            .map_err(|e| anyhow::anyhow!("the Redis URL is not valid: {}", url.scrub(&e.to_string())))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| anyhow::anyhow!("setting up the Redis connection: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("setting up the Redis connection: {}", url.scrub(&e.to_string())))?;
         let remote = Remote {
             connection,
             skip_until_ms: AtomicU64::new(0),

@@ -2,7 +2,7 @@
 //! (a `.env` file is read first when present), parsed and checked once at start. It uses
 //! nothing else of the crate: each module builds its own settings from a `&Config`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{convert::Infallible, fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -46,8 +46,14 @@ pub struct Config {
     pub bind: SocketAddr,
 
     /// Database to use: `sqlite://file.db?mode=rwc` (embedded) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://quill.db?mode=rwc", global = true)]
-    pub database_url: String,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://quill.db?mode=rwc",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: SecretUrl,
 
     /// Upper bound of the connection pool: requests beyond it wait for a free connection.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 20,
@@ -64,8 +70,8 @@ pub struct Config {
     pub db_connect_timeout_secs: u64,
 
     /// Redis for the shared user cache. Unset: an in-process cache (one instance only).
-    #[arg(long, env = "REDIS_URL", global = true)]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<SecretUrl>,
 
     /// How long a cached user lives, in seconds.
     #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 3600,
@@ -206,6 +212,61 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// A connection URL that may carry a password. `Debug` and `Display` show `***` in the
+/// password's place, so neither a printed `Config` nor an error message can leak it; only
+/// the code that connects calls [`SecretUrl::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL as given, password included: to connect with, never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `text` with this URL, wherever it appears, shown without its password: for the
+    /// errors of libraries that quote the URL they were given.
+    pub fn scrub(&self, text: &str) -> String {
+        let redacted = redact(&self.0);
+        if redacted == self.0 { text.to_owned() } else { text.replace(&self.0, &redacted) }
+    }
+}
+
+impl FromStr for SecretUrl {
+    type Err = Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Infallible> {
+        Ok(Self::new(url))
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redact(&self.0), f)
+    }
+}
+
+/// The URL with `***` for its password, if it has one. The userinfo is taken to end at
+/// the last `@`, so a password holding an unescaped `@` is hidden whole.
+fn redact(url: &str) -> String {
+    let Some(start) = url.find("://").map(|scheme| scheme + 3) else { return url.to_owned() };
+    let Some(at) = url.rfind('@').filter(|&at| at >= start) else { return url.to_owned() };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}***{}", &url[..start + colon + 1], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Which cross-origin pages may call Quill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
@@ -336,6 +397,73 @@ mod tests {
                 .lines()
                 .any(|line| line.trim_start_matches(['#', ' ']).split('=').next() == Some(name.as_str()));
             assert!(in_sample, "{name} is not in .env.sample");
+        }
+    }
+
+    #[test]
+    fn printing_the_settings_shows_no_password() {
+        let cli = Cli::try_parse_from([
+            "api",
+            "--database-url",
+            "postgres://u:hunter2@db.example/quill",
+            "--redis-url",
+            "redis://:hunter2@cache.example",
+        ])
+        .expect("valid settings");
+
+        let printed = format!("{:?}", cli.config);
+
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains(r#"database_url: "postgres://u:***@db.example/quill""#), "{printed}");
+        assert!(printed.contains(r#"redis_url: Some("redis://:***@cache.example")"#), "{printed}");
+    }
+
+    #[test]
+    fn a_url_is_displayed_without_its_password_and_connects_with_it() {
+        let url = SecretUrl::new("postgres://quill:hunter2@db.example:5432/quill");
+
+        assert_eq!(url.to_string(), "postgres://quill:***@db.example:5432/quill");
+        assert_eq!(url.expose(), "postgres://quill:hunter2@db.example:5432/quill");
+        assert_eq!(
+            SecretUrl::new("redis://:hunter2@cache.example").to_string(),
+            "redis://:***@cache.example"
+        );
+        assert_eq!(
+            SecretUrl::new("postgres://u:p@ss@db.example/quill").to_string(),
+            "postgres://u:***@db.example/quill"
+        );
+    }
+
+    #[test]
+    fn a_url_without_a_password_is_shown_as_it_is() {
+        for url in
+            ["sqlite://quill.db?mode=rwc", "postgres://quill@db.example/quill", "redis://cache.example:6379"]
+        {
+            let secret = SecretUrl::new(url);
+
+            assert_eq!(secret.to_string(), url);
+            assert_eq!(format!("{secret:?}"), format!("{url:?}"));
+            assert_eq!(secret.scrub(&format!("cannot reach '{url}'")), format!("cannot reach '{url}'"));
+        }
+    }
+
+    #[test]
+    fn a_message_quoting_the_url_is_scrubbed_of_its_password() {
+        let url = SecretUrl::new("postgres://u:hunter2@db.example/quill");
+
+        let message =
+            url.scrub("The connection string 'postgres://u:hunter2@db.example/quill' cannot be parsed.");
+
+        assert_eq!(message, "The connection string 'postgres://u:***@db.example/quill' cannot be parsed.");
+    }
+
+    #[test]
+    fn urls_from_the_environment_are_left_out_of_the_help() {
+        use clap::CommandFactory as _;
+        let command = Cli::command();
+        for id in ["database_url", "redis_url"] {
+            let argument = command.get_arguments().find(|a| a.get_id() == id).expect("a setting");
+            assert!(argument.is_hide_env_values_set(), "`--help` would print {id} with its password");
         }
     }
 

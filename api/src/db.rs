@@ -1,7 +1,7 @@
 //! The database connection pool: built from the settings, instrumented so every SQL
 //! statement is counted, and migrated at start.
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use migration::MigratorTrait as _;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, sqlx::sqlite::SqliteJournalMode};
 
@@ -16,7 +16,8 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConn
 
 /// Opens the pool described by `config` without touching the schema.
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(&config.database_url);
+    let url = &config.database_url;
+    let mut options = ConnectOptions::new(url.expose());
     options
         .max_connections(config.db_max_connections)
         .min_connections(0)
@@ -33,9 +34,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
         });
 
+    // SeaORM quotes a URL it cannot use in its error, password and all.
     let mut db = Database::connect(options)
         .await
-        .with_context(|| format!("connecting to the database at {}", redact(&config.database_url)))?;
+        .map_err(|error| anyhow!(url.scrub(&error.to_string())))
+        .with_context(|| format!("connecting to the database at {url}"))?;
     db.set_metric_callback(telemetry::record_sql_statement);
     Ok(db)
 }
@@ -55,28 +58,27 @@ pub fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
     }
 }
 
-/// The URL without its password, for messages and logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+    use crate::config::SecretUrl;
 
-    #[test]
-    fn redact_hides_the_password_and_keeps_the_rest() {
-        assert_eq!(redact("postgres://quill:secret@db:5432/quill"), "postgres://quill:***@db:5432/quill");
-        assert_eq!(redact("sqlite://quill.db?mode=rwc"), "sqlite://quill.db?mode=rwc");
-        assert_eq!(redact("postgres://quill@db/quill"), "postgres://quill@db/quill");
+    #[tokio::test]
+    async fn a_failed_connection_names_the_database_without_its_password() {
+        for url in [
+            // No driver for it: SeaORM's error quotes the URL.
+            "mysql://quill:hunter2@db.example/quill",
+            // Not a URL (the port): quoted too.
+            "postgres://quill:hunter2@db.example:port/quill",
+        ] {
+            let mut config = Config::from_env();
+            config.database_url = SecretUrl::new(url);
+
+            let error = connect(&config).await.expect_err("no database behind it");
+
+            let message = format!("{error:#}");
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(message.contains("quill:***@db.example"), "{message}");
+        }
     }
 }

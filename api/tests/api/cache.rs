@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use api::config::SecretUrl;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -217,7 +218,7 @@ async fn read_n_times(app: &TestApp, id: Uuid, n: usize) -> Duration {
 async fn a_redis_that_refuses_connections_only_costs_the_cache() {
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = spawn_app_with(Backend::postgres_if_set(), |config| {
-        config.redis_url = Some(format!("redis://127.0.0.1:{closed_port}"));
+        config.redis_url = Some(SecretUrl::new(format!("redis://127.0.0.1:{closed_port}")));
     })
     .await;
     let id = app.create_user("ada@example.com").await;
@@ -238,7 +239,10 @@ async fn a_redis_that_refuses_connections_only_costs_the_cache() {
 async fn a_redis_that_stops_answering_or_restarts_costs_no_request() {
     let mut redis = RedisServer::start().await;
     let url = redis.url();
-    let app = spawn_app_with(Backend::postgres_if_set(), |config| config.redis_url = Some(url.clone())).await;
+    let app = spawn_app_with(Backend::postgres_if_set(), |config| {
+        config.redis_url = Some(SecretUrl::new(url.as_str()))
+    })
+    .await;
     let id = app.create_user("ada@example.com").await;
     read_n_times(&app, id, 3).await;
     let hits_before = app.counter("cache_hits_total").await;

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use api::config::SecretUrl;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, PostgresServer, RedisServer, TestDatabase, error_codes, spawn_app_with};
@@ -196,7 +197,9 @@ async fn totals(workers: Vec<tokio::task::JoinHandle<(u64, u64)>>) -> (u64, u64)
 async fn redis_killed_and_restarted_under_load_fails_no_request() {
     let mut redis = RedisServer::start().await;
     let url = redis.url();
-    let app = spawn_app_with(Backend::postgres_if_set(), |c| c.redis_url = Some(url.clone())).await;
+    let app =
+        spawn_app_with(Backend::postgres_if_set(), |c| c.redis_url = Some(SecretUrl::new(url.as_str())))
+            .await;
     let id = app.create_user("ada@example.com").await;
     app.create_post(id, "Notes").await;
     let stop = Arc::new(AtomicBool::new(false));

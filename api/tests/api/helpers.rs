@@ -3,7 +3,10 @@
 
 use std::{sync::Once, time::Duration};
 
-use api::{config::Config, startup::Application};
+use api::{
+    config::{Config, SecretUrl},
+    startup::Application,
+};
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -125,7 +128,7 @@ pub fn use_cache(config: &mut Config, cache: &CacheKind) {
     config.cache_prefix = format!("quill-test-{}", Uuid::new_v4().simple());
     config.redis_url = match cache {
         CacheKind::InProcess => None,
-        CacheKind::Redis(url) => Some(url.clone()),
+        CacheKind::Redis(url) => Some(SecretUrl::new(url.as_str())),
     };
 }
 
@@ -217,7 +220,7 @@ pub struct TestApp {
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::from_env();
     config.bind = "127.0.0.1:0".parse().expect("a valid address");
-    config.database_url = database_url.to_owned();
+    config.database_url = SecretUrl::new(database_url);
     config.redis_url = None;
     config
 }

@@ -6,7 +6,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, CacheKind, TestApp, spawn_app_with, use_cache};
-use api::{config::PersistedQueryMode, persisted::sha256_hex};
+use api::{
+    config::{PersistedQueryMode, SecretUrl},
+    persisted::sha256_hex,
+};
 
 crate::cache_tests!(
     a_hash_alone_is_not_found_until_the_document_comes_with_it,
@@ -234,7 +237,8 @@ async fn only_without_a_valid_manifest_stops_the_server_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_costs_persisted_queries_a_retry_never_an_error() {
-    let app = spawn_app_with(Backend::Sqlite, |c| c.redis_url = Some("redis://127.0.0.1:1".to_owned())).await;
+    let app =
+        spawn_app_with(Backend::Sqlite, |c| c.redis_url = Some(SecretUrl::new("redis://127.0.0.1:1"))).await;
     let hash = sha256_hex(QUERY);
 
     let unknown = post(&app, &json!({ "extensions": extension(&hash) })).await;
