@@ -1,11 +1,11 @@
 //! Users and their one profile: lookups, keyset pages, and the writes, each in one
 //! transaction so a failure leaves nothing half-written.
 
-use entity::{post, profile, user};
+use entity::{profile, user};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, EntityTrait, ModelTrait as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, TransactionSession as _, TransactionTrait,
+    ConnectionTrait, EntityTrait, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    TransactionSession as _, TransactionTrait,
     sea_query::OnConflict,
 };
 use sea_orm::{ColumnTrait as _, Order};
@@ -40,38 +40,12 @@ pub struct UserChanges {
     pub bio: Option<Option<String>>,
 }
 
-pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<Option<user::Model>> {
-    Ok(user::Entity::find_by_id(id).one(db).await?)
-}
-
 /// The users with these ids, in no particular order; missing ids are simply absent.
 pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<Vec<user::Model>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     Ok(user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())).all(db).await?)
-}
-
-/// Looks a user up by an email already normalised with [`crate::validate::email`].
-pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> ApiResult<Option<user::Model>> {
-    Ok(user::Entity::find().filter(user::Column::Email.eq(email)).one(db).await?)
-}
-
-/// A user with all of their posts, newest first.
-pub async fn find_with_posts(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-) -> ApiResult<Option<(user::Model, Vec<post::Model>)>> {
-    let Some(user) = find_by_id(db, id).await? else {
-        return Ok(None);
-    };
-    let posts = user
-        .find_related(post::Entity)
-        .order_by_desc(post::Column::CreatedAt)
-        .order_by_desc(post::Column::Id)
-        .all(db)
-        .await?;
-    Ok(Some((user, posts)))
 }
 
 /// Up to `page.limit + 1` users in query order (see [`crate::pagination::finish_page`]).

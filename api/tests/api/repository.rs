@@ -1,15 +1,18 @@
 //! The repository layer on its own, without HTTP: what the API builds on.
 
-use api::repo::{
-    self,
-    users::{NewProfile, NewUser},
+use api::{
+    pagination::Page,
+    repo::{
+        self,
+        users::{NewProfile, NewUser},
+    },
 };
 
 use crate::helpers::{Backend, TestDatabase, test_config};
 
 crate::backend_tests!(
     a_failed_profile_insert_leaves_no_user_behind,
-    a_user_is_found_with_their_posts,
+    a_user_is_found_with_their_posts_newest_first,
     migrations_go_down_and_up_again,
 );
 
@@ -32,11 +35,11 @@ async fn a_failed_profile_insert_leaves_no_user_behind(backend: Backend) {
     let result = repo::users::create(&db, new).await;
 
     assert!(result.is_err());
-    assert_eq!(repo::users::find_by_email(&db, "ada@example.com").await.unwrap(), None);
+    assert_eq!(repo::users::find_by_emails(&db, &["ada@example.com".into()]).await.unwrap(), []);
     assert_eq!(repo::users::count(&db).await.unwrap(), 0);
 }
 
-async fn a_user_is_found_with_their_posts(backend: Backend) {
+async fn a_user_is_found_with_their_posts_newest_first(backend: Backend) {
     let (_database, db) = connect(&backend).await;
     let (ada, _) =
         repo::users::create(&db, NewUser { email: "ada@example.com".into(), name: None, profile: None })
@@ -51,10 +54,14 @@ async fn a_user_is_found_with_their_posts(backend: Backend) {
         .unwrap();
     }
 
-    let (user, posts) = repo::users::find_with_posts(&db, ada.id).await.unwrap().unwrap();
+    let users = repo::users::find_by_ids(&db, &[ada.id]).await.unwrap();
+    let mut per_author = repo::posts::page_per_author(&db, &[ada.id], &Page::first(10)).await.unwrap();
+    let paged = repo::posts::page(&db, &Page::first(10), Some(ada.id)).await.unwrap();
 
-    assert_eq!(user, ada);
-    assert_eq!(posts.iter().map(|p| p.title.as_str()).collect::<Vec<_>>(), ["two", "one"]);
+    let titles = |posts: &[entity::post::Model]| posts.iter().map(|p| p.title.clone()).collect::<Vec<_>>();
+    assert_eq!(titles(&per_author.remove(&ada.id).expect("ada has posts")), ["two", "one"]);
+    assert_eq!(titles(&paged), ["two", "one"]);
+    assert_eq!(users, [ada]);
 }
 
 async fn migrations_go_down_and_up_again(backend: Backend) {
