@@ -29,7 +29,10 @@ async fn raw(app: &TestApp, query: &str) -> String {
 async fn fragments_typename_and_aliases_answer_byte_for_byte_as_fields_written_out(backend: Backend) {
     let app = spawn_app(backend).await;
     let named = app
-        .graphql(r#"mutation { createUser(input: { email: "ada@example.com", name: "Ada" }) { id } }"#, json!({}))
+        .graphql(
+            r#"mutation { createUser(input: { email: "ada@example.com", name: "Ada" }) { id } }"#,
+            json!({}),
+        )
         .await;
     let ada = id_at(&named, "/data/createUser/id");
     let bob = app.create_user("bob@example.com").await;
@@ -71,7 +74,10 @@ async fn fragments_typename_and_aliases_answer_byte_for_byte_as_fields_written_o
     let ada_posts = users[0]["posts"]["nodes"].as_array().expect("posts");
     assert_eq!(ada_posts.len(), 2);
     assert_eq!(users[0]["posts"]["totalCount"], 2);
-    assert_eq!((ada_posts[0]["content"].clone(), ada_posts[1]["content"].clone()), (json!("a story"), json!(null)));
+    assert_eq!(
+        (ada_posts[0]["content"].clone(), ada_posts[1]["content"].clone()),
+        (json!("a story"), json!(null))
+    );
     assert_eq!(ada_posts[0]["author"]["email"], "ada@example.com");
     assert_eq!(ada_posts[0]["__typename"], "Post");
     assert_eq!(body["data"]["users"]["__typename"], "UserConnection");
@@ -260,7 +266,10 @@ async fn every_shape_answers_the_same_bytes_with_and_without_per_field_hooks() {
     let in_place = schema(None);
     let seen = SeenFields::default();
     let hooked = schema(Some(seen.clone()));
-    let mutations = ["mutation { a: bump(to: 2) { id } b: bump(to: 3) { later } }", "mutation { a: bump(to: 1) { id } boom c: bump(to: 2) { id } }"];
+    let mutations = [
+        "mutation { a: bump(to: 2) { id } b: bump(to: 3) { later } }",
+        "mutation { a: bump(to: 1) { id } boom c: bump(to: 2) { id } }",
+    ];
 
     for query in SHAPES.iter().chain(&mutations) {
         let expected = answer(&in_place, query).await;
