@@ -146,6 +146,12 @@ impl Item {
         Err("a non-null field failed".into())
     }
 
+    /// Answers once as many callers as the schema's barrier counts are waiting on it.
+    async fn meet(&self, ctx: &Context<'_>) -> i32 {
+        ctx.data_unchecked::<Arc<tokio::sync::Barrier>>().wait().await;
+        self.id
+    }
+
     async fn next(&self) -> Option<Item> {
         (self.id < 3).then(|| item(self.id + 1))
     }
@@ -292,4 +298,22 @@ async fn an_extension_sees_every_field_fragments_included() {
     let mut names = seen.0.lock().expect("not poisoned").clone();
     names.sort();
     assert_eq!(names, ["item", "oldId", "scaled", "scaled", "scaled"]);
+}
+
+#[tokio::test]
+async fn fields_that_wait_wait_side_by_side_however_many_there_are() {
+    for meetings in [2, 6] {
+        let schema = Schema::build(Query, Mutation, EmptySubscription)
+            .data(Arc::new(tokio::sync::Barrier::new(meetings)))
+            .finish();
+        let fields: Vec<String> = (0..meetings).map(|i| format!("m{i}: meet")).collect();
+        let query = format!("{{ item {{ id {} }} }}", fields.join(" "));
+
+        let body = tokio::time::timeout(std::time::Duration::from_secs(5), answer(&schema, &query))
+            .await
+            .unwrap_or_else(|_| panic!("{meetings} fields never met: they did not wait side by side"));
+
+        let expected: Vec<String> = (0..meetings).map(|i| format!(r#""m{i}":1"#)).collect();
+        assert_eq!(body, format!(r#"{{"data":{{"item":{{"id":1,{}}}}}}}"#, expected.join(",")));
+    }
 }

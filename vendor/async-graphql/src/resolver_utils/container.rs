@@ -1,6 +1,6 @@
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use futures_util::{FutureExt, StreamExt as _, future::join_all, stream::FuturesUnordered};
+use futures_util::{FutureExt, StreamExt as _, stream::FuturesUnordered};
 use indexmap::IndexMap;
 
 use crate::{
@@ -215,10 +215,17 @@ fn collect_fields<'a>(
     Some(())
 }
 
-/// Resolves the collected `fields` of `root` within one future: side by side (each
-/// field's future polled in turn, in place, with no box or task of its own) or one after
-/// another. Values, order and errors are those of [`try_resolve_container`]. Boxed, so
-/// that an object met again below itself (a post's author's posts) has a finite type.
+/// How many of an object's fields may wait side by side without a box each: an object
+/// rarely has more than this many fields that wait (a user's `posts` and `profile`, a
+/// connection's `totalCount` beside its nodes); more wait side by side too, boxed.
+const IN_PLACE_SLOTS: usize = 4;
+
+/// Resolves the collected `fields` of `root` within one future. Each field's future is
+/// polled in a slot of this future, not boxed or spawned on its own: serially, one after
+/// another; side by side, a field that waits keeps its slot while the next fields go on
+/// in the others (and in boxes of their own once every slot waits, so no field waits for
+/// another to start). Values, order and errors are those of [`try_resolve_container`]. Boxed,
+/// so that an object met again below itself (a post's author's posts) has a finite type.
 fn resolve_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
@@ -243,11 +250,75 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
             }
         };
         if parallel && fields.len() > 1 {
-            let outcomes =
-                join_all(fields.iter().map(|field| resolve_field_in_place(&ctx, root, field)))
-                    .await;
+            let resolve = |index: usize| resolve_field_in_place(&ctx, root, fields[index]);
+            let mut outcomes: Vec<Option<ServerResult<Value>>> =
+                std::iter::repeat_with(|| None).take(fields.len()).collect();
+            let mut slots = [
+                std::pin::pin!(empty_slot(&resolve)),
+                std::pin::pin!(empty_slot(&resolve)),
+                std::pin::pin!(empty_slot(&resolve)),
+                std::pin::pin!(empty_slot(&resolve)),
+            ];
+            let mut slot_field = [0; IN_PLACE_SLOTS];
+            let mut overflow = Vec::new();
+            let mut next = 0;
+            std::future::poll_fn(|cx| {
+                let mut waiting = false;
+                for (slot, field) in slots.iter_mut().zip(&mut slot_field) {
+                    loop {
+                        if slot.is_none() {
+                            if next == outcomes.len() {
+                                break;
+                            }
+                            slot.set(Some(resolve(next)));
+                            *field = next;
+                            next += 1;
+                        }
+                        let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
+                        match running.poll(cx) {
+                            std::task::Poll::Ready(outcome) => {
+                                outcomes[*field] = Some(outcome);
+                                slot.set(None);
+                            }
+                            std::task::Poll::Pending => {
+                                waiting = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                for (field, running) in &mut overflow {
+                    if let Some(future) = running {
+                        match Future::poll(Pin::as_mut(future), cx) {
+                            std::task::Poll::Ready(outcome) => {
+                                outcomes[*field] = Some(outcome);
+                                *running = None;
+                            }
+                            std::task::Poll::Pending => waiting = true,
+                        }
+                    }
+                }
+                // Every slot waits: the remaining fields start now, each in a box.
+                while next < outcomes.len() {
+                    let mut future = Box::pin(resolve(next));
+                    match Future::poll(future.as_mut(), cx) {
+                        std::task::Poll::Ready(outcome) => outcomes[next] = Some(outcome),
+                        std::task::Poll::Pending => {
+                            waiting = true;
+                            overflow.push((next, Some(future)));
+                        }
+                    }
+                    next += 1;
+                }
+                if waiting {
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(())
+                }
+            })
+            .await;
             for (field, outcome) in fields.iter().zip(outcomes) {
-                record(field, outcome);
+                record(field, outcome.expect("every field ran to the end"));
             }
         } else {
             for field in &fields {
@@ -262,6 +333,11 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
             None => Ok(Value::Object(results)),
         }
     })
+}
+
+/// An empty slot for the futures `resolve` makes (which cannot be named).
+fn empty_slot<F>(_resolve: &impl Fn(usize) -> F) -> Option<F> {
+    None
 }
 
 /// One field's value: a nullable field's error is recorded and the field is null; a
