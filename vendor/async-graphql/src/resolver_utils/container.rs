@@ -215,16 +215,12 @@ fn collect_fields<'a>(
     Some(())
 }
 
-/// How many of an object's fields may wait side by side without a box each: an object
-/// rarely has more than this many fields that wait (a user's `posts` and `profile`, a
-/// connection's `totalCount` beside its nodes); more wait side by side too, boxed.
-const IN_PLACE_SLOTS: usize = 4;
-
 /// Resolves the collected `fields` of `root` within one future. Each field's future is
 /// polled in a slot of this future, not boxed or spawned on its own: serially, one after
-/// another; side by side, a field that waits keeps its slot while the next fields go on
-/// in the others (and in boxes of their own once every slot waits, so no field waits for
-/// another to start). Values, order and errors are those of [`try_resolve_container`]. Boxed,
+/// another; side by side, the same until a field waits: it keeps the slot, and the fields
+/// after it start at once, each in a box of its own, so no field waits for another to
+/// start. Most objects have at most one field that waits (a page of posts, an author not
+/// at hand), so most never box a field. Values, order and errors are those of [`try_resolve_container`]. Boxed,
 /// so that an object met again below itself (a post's author's posts) has a finite type.
 fn resolve_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
@@ -251,39 +247,41 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
         };
         if parallel && fields.len() > 1 {
             let resolve = |index: usize| resolve_field_in_place(&ctx, root, fields[index]);
-            let mut outcomes: Vec<Option<ServerResult<Value>>> =
-                std::iter::repeat_with(|| None).take(fields.len()).collect();
-            let mut slots = [
-                std::pin::pin!(empty_slot(&resolve)),
-                std::pin::pin!(empty_slot(&resolve)),
-                std::pin::pin!(empty_slot(&resolve)),
-                std::pin::pin!(empty_slot(&resolve)),
-            ];
-            let mut slot_field = [0; IN_PLACE_SLOTS];
+            let count = fields.len();
+            // Until a field waits, each is recorded as it finishes, in order; from then on
+            // the later ones are kept here until every field has finished.
+            let mut outcomes: Vec<Option<ServerResult<Value>>> = Vec::new();
+            let mut slot = std::pin::pin!(empty_slot(&resolve));
+            let mut slot_field = 0;
             let mut overflow = Vec::new();
             let mut next = 0;
             std::future::poll_fn(|cx| {
                 let mut waiting = false;
-                for (slot, field) in slots.iter_mut().zip(&mut slot_field) {
-                    loop {
-                        if slot.is_none() {
-                            if next == outcomes.len() {
-                                break;
-                            }
-                            slot.set(Some(resolve(next)));
-                            *field = next;
-                            next += 1;
+                loop {
+                    if slot.is_none() {
+                        if next == count {
+                            break;
                         }
-                        let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
-                        match running.poll(cx) {
-                            std::task::Poll::Ready(outcome) => {
-                                outcomes[*field] = Some(outcome);
-                                slot.set(None);
+                        slot.set(Some(resolve(next)));
+                        slot_field = next;
+                        next += 1;
+                    }
+                    let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
+                    match running.poll(cx) {
+                        std::task::Poll::Ready(outcome) => {
+                            if outcomes.is_empty() {
+                                record(fields[slot_field], outcome);
+                            } else {
+                                outcomes[slot_field] = Some(outcome);
                             }
-                            std::task::Poll::Pending => {
-                                waiting = true;
-                                break;
+                            slot.set(None);
+                        }
+                        std::task::Poll::Pending => {
+                            if outcomes.is_empty() {
+                                outcomes.resize_with(count, || None);
                             }
+                            waiting = true;
+                            break;
                         }
                     }
                 }
@@ -298,8 +296,8 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                         }
                     }
                 }
-                // Every slot waits: the remaining fields start now, each in a box.
-                while next < outcomes.len() {
+                // The slot's field waits: the remaining fields start now, each in a box.
+                while next < count {
                     let mut future = Box::pin(resolve(next));
                     match Future::poll(future.as_mut(), cx) {
                         std::task::Poll::Ready(outcome) => outcomes[next] = Some(outcome),
@@ -317,8 +315,11 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                 }
             })
             .await;
+            // The fields recorded before one waited have no outcome here.
             for (field, outcome) in fields.iter().zip(outcomes) {
-                record(field, outcome.expect("every field ran to the end"));
+                if let Some(outcome) = outcome {
+                    record(field, outcome);
+                }
             }
         } else {
             for field in &fields {
