@@ -1,13 +1,19 @@
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::Poll,
+};
 
 use futures_util::{FutureExt, StreamExt as _, stream::FuturesUnordered};
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 
 use crate::{
     Context, ContextBase, ContextSelectionSet, Error, Name, OutputType, ServerError, ServerResult,
     Value,
     extensions::ResolveInfo,
-    parser::types::{Field, Selection, SelectionSet},
+    parser::types::{Field, FragmentDefinition, Selection, SelectionSet},
     Positioned,
 };
 
@@ -149,16 +155,14 @@ pub async fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
     }
 }
 
-/// The fields an object's selection selects, in selection order, fragments and inline
-/// fragments expanded as [`Fields::add_set`] expands them (`@skip` and `@include` are
-/// already applied to the document). `None` sends the object through [`Fields`], whose
-/// per-field futures carry the hooks: when extensions or custom directives are
-/// registered, when `root` is an interface or a union (whose concrete type collects the
-/// fields), or when a fragment is unknown (which [`Fields`] reports).
+/// The fields an object's selection selects, or `None` when the object must go through
+/// [`Fields`], whose per-field futures carry the hooks: when extensions or custom
+/// directives are registered, when `root` is an interface or a union (whose concrete type
+/// collects the fields), or when a fragment is unknown (which [`Fields`] reports).
 fn collect_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
-) -> Option<Vec<&'a Positioned<Field>>> {
+) -> Option<SelectedFields<'a>> {
     if !ctx.query_env.extensions.is_empty() || !ctx.schema_env.custom_directives.is_empty() {
         return None;
     }
@@ -166,71 +170,102 @@ fn collect_in_place<'a, T: ContainerType + ?Sized>(
     if root.introspection_type_name() != type_name {
         return None;
     }
-    let mut fields = Vec::with_capacity(ctx.item.node.items.len());
-    collect_fields(ctx, &ctx.item.node, &type_name, &mut fields)?;
-    Some(fields)
+    let fragments = &ctx.query_env.fragments;
+    fragments_known(fragments, &ctx.item.node).then(|| SelectedFields {
+        fragments,
+        interfaces: ctx.schema_env.registry.implements.get(type_name.as_ref()),
+        type_name,
+        current: ctx.item.node.items.iter(),
+        outer: Vec::new(),
+    })
 }
 
-fn collect_fields<'a>(
-    ctx: &ContextSelectionSet<'a>,
-    selection_set: &'a SelectionSet,
-    type_name: &str,
-    fields: &mut Vec<&'a Positioned<Field>>,
-) -> Option<()> {
-    for selection in &selection_set.items {
-        let (condition, selection_set) = match &selection.node {
-            Selection::Field(field) => {
-                fields.push(field);
+type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
+
+fn fragments_known(fragments: &Fragments, selection_set: &SelectionSet) -> bool {
+    selection_set.items.iter().all(|selection| match &selection.node {
+        Selection::Field(_) => true,
+        Selection::FragmentSpread(spread) => fragments.contains_key(&spread.node.fragment_name.node),
+        Selection::InlineFragment(fragment) => {
+            fragments_known(fragments, &fragment.node.selection_set.node)
+        }
+    })
+}
+
+/// The fields of an object's selection in selection order, the fragments and inline
+/// fragments that apply to the object expanded where they stand, as [`Fields::add_set`]
+/// expands them (`@skip` and `@include` are already applied to the document). Taken one
+/// at a time: a selection without fragments costs no allocation.
+struct SelectedFields<'a> {
+    fragments: &'a Fragments,
+    /// The interfaces the object implements, for fragments on an interface.
+    interfaces: Option<&'a IndexSet<String>>,
+    type_name: std::borrow::Cow<'static, str>,
+    current: std::slice::Iter<'a, Positioned<Selection>>,
+    /// The selections the fragments being expanded stand in.
+    outer: Vec<std::slice::Iter<'a, Positioned<Selection>>>,
+}
+
+impl<'a> Iterator for SelectedFields<'a> {
+    type Item = &'a Positioned<Field>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let Some(selection) = self.current.next() else {
+                self.current = self.outer.pop()?;
                 continue;
-            }
-            Selection::FragmentSpread(spread) => {
-                let fragment = ctx.query_env.fragments.get(&spread.node.fragment_name.node)?;
-                (
-                    Some(fragment.node.type_condition.node.on.node.as_str()),
+            };
+            let (condition, selection_set) = match &selection.node {
+                Selection::Field(field) => return Some(field),
+                Selection::FragmentSpread(spread) => {
+                    // Known: checked before the walk began.
+                    let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node)
+                    else {
+                        continue;
+                    };
+                    (
+                        Some(fragment.node.type_condition.node.on.node.as_str()),
+                        &fragment.node.selection_set.node,
+                    )
+                }
+                Selection::InlineFragment(fragment) => (
+                    fragment
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .map(|condition| condition.node.on.node.as_str()),
                     &fragment.node.selection_set.node,
-                )
+                ),
+            };
+            let applies = condition.is_none_or(|condition| {
+                condition == self.type_name
+                    || self.interfaces.is_some_and(|interfaces| interfaces.contains(condition))
+            });
+            if applies {
+                let inner = selection_set.items.iter();
+                self.outer.push(std::mem::replace(&mut self.current, inner));
             }
-            Selection::InlineFragment(fragment) => (
-                fragment
-                    .node
-                    .type_condition
-                    .as_ref()
-                    .map(|condition| condition.node.on.node.as_str()),
-                &fragment.node.selection_set.node,
-            ),
-        };
-        let applies = condition.is_none_or(|condition| {
-            condition == type_name
-                || ctx
-                    .schema_env
-                    .registry
-                    .implements
-                    .get(type_name)
-                    .is_some_and(|interfaces| interfaces.contains(condition))
-        });
-        if applies {
-            collect_fields(ctx, selection_set, type_name, fields)?;
         }
     }
-    Some(())
 }
 
-/// Resolves the collected `fields` of `root` within one future. Each field's future is
-/// polled in a slot of this future, not boxed or spawned on its own: serially, one after
-/// another; side by side, the same until a field waits: it keeps the slot, and the fields
-/// after it start at once, each in a box of its own, so no field waits for another to
-/// start. Most objects have at most one field that waits (a page of posts, an author not
-/// at hand), so most never box a field. Values, order and errors are those of [`try_resolve_container`]. Boxed,
-/// so that an object met again below itself (a post's author's posts) has a finite type.
+/// Resolves the selected `fields` of `root` within one future, each field's future polled
+/// inside it rather than boxed and spawned on its own. Serially, one after another.
+/// Side by side, the same until a field waits: it keeps the future's one slot, and the
+/// fields after it start at once in a `FuturesUnordered`, so no field waits for another to
+/// start and a field is polled again only when it is woken. Most objects have at most one
+/// field that waits (a page of posts, an author not at hand), so most never make the set.
+/// Values, order and errors are those of [`try_resolve_container`]. Boxed, so that an
+/// object met again below itself (a post's author's posts) has a finite type.
 fn resolve_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
-    fields: Vec<&'a Positioned<Field>>,
+    mut fields: SelectedFields<'a>,
     parallel: bool,
 ) -> Pin<Box<dyn Future<Output = ServerResult<Value>> + Send + 'a>> {
     let ctx = ctx.clone();
     Box::pin(async move {
-        let mut results = IndexMap::with_capacity(fields.len());
+        let mut results = IndexMap::with_capacity(ctx.item.node.items.len());
         let mut propagated = None;
         let mut record = |field: &Positioned<Field>, outcome: ServerResult<Value>| match outcome {
             Ok(value) => {
@@ -245,84 +280,72 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                 false
             }
         };
-        if parallel && fields.len() > 1 {
-            let resolve = |index: usize| resolve_field_in_place(&ctx, root, fields[index]);
-            let count = fields.len();
-            // Until a field waits, each is recorded as it finishes, in order; from then on
-            // the later ones are kept here until every field has finished.
-            let mut outcomes: Vec<Option<ServerResult<Value>>> = Vec::new();
+        if parallel {
+            let resolve = |field| resolve_field_in_place(&ctx, root, field);
             let mut slot = std::pin::pin!(empty_slot(&resolve));
-            let mut slot_field = 0;
-            let mut overflow = Vec::new();
-            let mut next = 0;
+            // From the field that waited first (in the slot) on, each field and, once it
+            // has finished, its outcome.
+            let mut later: Vec<(&Positioned<Field>, Option<ServerResult<Value>>)> = Vec::new();
+            // The fields after it, each polled only when it is woken; made only when there
+            // are any (an empty set allocates).
+            let mut boxed = None;
             std::future::poll_fn(|cx| {
-                let mut waiting = false;
-                loop {
-                    if slot.is_none() {
-                        if next == count {
-                            break;
-                        }
-                        slot.set(Some(resolve(next)));
-                        slot_field = next;
-                        next += 1;
-                    }
-                    let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
-                    match running.poll(cx) {
-                        std::task::Poll::Ready(outcome) => {
-                            if outcomes.is_empty() {
-                                record(fields[slot_field], outcome);
-                            } else {
-                                outcomes[slot_field] = Some(outcome);
+                // Whether the slot's field has just been polled, in the walk below.
+                let mut slot_polled = false;
+                if later.is_empty() {
+                    while slot.is_none() {
+                        let Some(field) = fields.next() else {
+                            return Poll::Ready(());
+                        };
+                        slot.set(Some(resolve(field)));
+                        let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
+                        match running.poll(cx) {
+                            Poll::Ready(outcome) => {
+                                slot.set(None);
+                                record(field, outcome);
                             }
+                            Poll::Pending => {
+                                slot_polled = true;
+                                later.push((field, None));
+                            }
+                        }
+                    }
+                    // The slot's field waits: the rest start now.
+                    for field in fields.by_ref() {
+                        let index = later.len();
+                        let future = resolve(field).map(move |outcome| (index, outcome));
+                        boxed.get_or_insert_with(FuturesUnordered::new).push(future);
+                        later.push((field, None));
+                    }
+                }
+                let mut waiting = slot_polled;
+                if let Some(running) = slot.as_mut().as_pin_mut().filter(|_| !slot_polled) {
+                    match running.poll(cx) {
+                        Poll::Ready(outcome) => {
+                            later[0].1 = Some(outcome);
                             slot.set(None);
                         }
-                        std::task::Poll::Pending => {
-                            if outcomes.is_empty() {
-                                outcomes.resize_with(count, || None);
-                            }
+                        Poll::Pending => waiting = true,
+                    }
+                }
+                while let Some(boxed) = &mut boxed {
+                    match boxed.poll_next_unpin(cx) {
+                        Poll::Ready(Some((index, outcome))) => later[index].1 = Some(outcome),
+                        Poll::Ready(None) => break,
+                        Poll::Pending => {
                             waiting = true;
                             break;
                         }
                     }
                 }
-                for (field, running) in &mut overflow {
-                    if let Some(future) = running {
-                        match Future::poll(Pin::as_mut(future), cx) {
-                            std::task::Poll::Ready(outcome) => {
-                                outcomes[*field] = Some(outcome);
-                                *running = None;
-                            }
-                            std::task::Poll::Pending => waiting = true,
-                        }
-                    }
-                }
-                // The slot's field waits: the remaining fields start now, each in a box.
-                while next < count {
-                    let mut future = Box::pin(resolve(next));
-                    match Future::poll(future.as_mut(), cx) {
-                        std::task::Poll::Ready(outcome) => outcomes[next] = Some(outcome),
-                        std::task::Poll::Pending => {
-                            waiting = true;
-                            overflow.push((next, Some(future)));
-                        }
-                    }
-                    next += 1;
-                }
-                if waiting {
-                    std::task::Poll::Pending
-                } else {
-                    std::task::Poll::Ready(())
-                }
+                if waiting { Poll::Pending } else { Poll::Ready(()) }
             })
             .await;
-            // The fields recorded before one waited have no outcome here.
-            for (field, outcome) in fields.iter().zip(outcomes) {
-                if let Some(outcome) = outcome {
-                    record(field, outcome);
-                }
+            for (field, outcome) in later {
+                record(field, outcome.expect("every field has finished"));
             }
         } else {
-            for field in &fields {
+            for field in fields {
                 // Serial execution (mutations) stops at a non-null field's error.
                 if !record(field, resolve_field_in_place(&ctx, root, field).await) {
                     break;
@@ -337,7 +360,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
 }
 
 /// An empty slot for the futures `resolve` makes (which cannot be named).
-fn empty_slot<F>(_resolve: &impl Fn(usize) -> F) -> Option<F> {
+fn empty_slot<'a, F>(_resolve: &impl Fn(&'a Positioned<Field>) -> F) -> Option<F> {
     None
 }
 
