@@ -138,7 +138,7 @@ pub async fn resolve_container<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
 ) -> ServerResult<Value> {
-    match collect_in_place(ctx, root) {
+    match fields_in_place(ctx, root) {
         Some(fields) => resolve_in_place(ctx, root, fields, true).await,
         None => resolve_container_inner(ctx, root, true).await,
     }
@@ -149,7 +149,7 @@ pub async fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
 ) -> ServerResult<Value> {
-    match collect_in_place(ctx, root) {
+    match fields_in_place(ctx, root) {
         Some(fields) => resolve_in_place(ctx, root, fields, false).await,
         None => resolve_container_inner(ctx, root, false).await,
     }
@@ -159,7 +159,7 @@ pub async fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
 /// [`Fields`], whose per-field futures carry the hooks: when extensions or custom
 /// directives are registered, when `root` is an interface or a union (whose concrete type
 /// collects the fields), or when a fragment is unknown (which [`Fields`] reports).
-fn collect_in_place<'a, T: ContainerType + ?Sized>(
+fn fields_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
 ) -> Option<SelectedFields<'a>> {
