@@ -26,6 +26,38 @@ pub enum Command {
     /// Fill the database with sample users, profiles and posts; running it again adds
     /// only what is missing.
     Seed(SeedArgs),
+    /// Print a bearer token for a user, signed with `AUTH_JWT_SECRET` (or the embedded
+    /// default's development secret): for GraphiQL's headers editor and for scripts.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user the token speaks for: their email (looked up), or an id (taken as given,
+    /// so an admin token for provisioning may name a service that is no user).
+    #[arg(long)]
+    pub user: String,
+    /// What the token may do: `user` (their own things) or `admin` (everything).
+    #[arg(long, value_enum, default_value_t = TokenRole::User)]
+    pub role: TokenRole,
+    /// How long the token is valid (`30m`, `1h`, `7d`).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenRole {
+    User,
+    Admin,
+}
+
+/// A token's lifetime: a positive duration of at most a year.
+fn parse_ttl(value: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(value).map_err(|e| format!("`{value}` is not a duration: {e}"))?;
+    if ttl.is_zero() || ttl > Duration::from_secs(366 * 24 * 3600) {
+        return Err(format!("`{value}`: a token lives more than nothing and at most a year"));
+    }
+    Ok(ttl)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -207,6 +239,45 @@ pub struct Config {
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub introspection: bool,
 
+    /// `on`: requests are authenticated by bearer tokens and the access rules apply; `off`:
+    /// no rules at all, every caller may do everything (logged as a warning at start).
+    #[arg(long, env = "AUTH", value_enum, default_value_t = AuthMode::On, global = true)]
+    pub auth: AuthMode,
+
+    /// Shared secret (HS256) that tokens are signed with; at least 32 bytes. Unset, with
+    /// SQLite on a loopback address: a development secret kept beside the database file.
+    #[arg(long, env = "AUTH_JWT_SECRET", hide_env_values = true, global = true)]
+    pub auth_jwt_secret: Option<Secret>,
+
+    /// Public keys that tokens are signed with (RS256, ES256…), as a JWKS document at an
+    /// `http(s)://` or `file://` URL; keys are chosen by `kid`. Instead of a secret.
+    #[arg(long, env = "AUTH_JWKS_URL", global = true)]
+    pub auth_jwks_url: Option<String>,
+
+    /// The `iss` every token must carry. Unset: not checked.
+    #[arg(long, env = "AUTH_ISSUER", global = true)]
+    pub auth_issuer: Option<String>,
+
+    /// The `aud` every token must carry (one of them, when a token has several).
+    /// Unset: not checked.
+    #[arg(long, env = "AUTH_AUDIENCE", global = true)]
+    pub auth_audience: Option<String>,
+
+    /// Seconds of clock skew allowed when checking `exp` and `nbf`.
+    #[arg(long, env = "AUTH_LEEWAY_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
+    pub auth_leeway_secs: u64,
+
+    /// Where the token carries the user id: a claim name, or a JSON pointer into the
+    /// claims (`/https:~1~1example.com~1claims/user_id`) for providers that nest them.
+    #[arg(long, env = "AUTH_SUBJECT_CLAIM", default_value = "sub", global = true)]
+    pub auth_subject_claim: String,
+
+    /// Where the token carries the role (`user` or `admin`; absent: `user`): a claim
+    /// name or a JSON pointer. A list of roles counts as `admin` when it holds `admin`.
+    #[arg(long, env = "AUTH_ROLE_CLAIM", default_value = "role", global = true)]
+    pub auth_role_claim: String,
+
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -267,6 +338,36 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// A secret setting: `Debug` and `Display` show `***`, so a printed `Config` cannot leak
+/// it; only the code that uses it calls [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself: to sign or verify with, never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+
+    fn from_str(secret: &str) -> Result<Self, Infallible> {
+        Ok(Self::new(secret))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
 /// Which cross-origin pages may call Quill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
@@ -309,6 +410,12 @@ pub enum PersistedQueryMode {
     Off,
     Auto,
     Only,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -408,6 +515,8 @@ mod tests {
             "postgres://u:hunter2@db.example/quill",
             "--redis-url",
             "redis://:hunter2@cache.example",
+            "--auth-jwt-secret",
+            "hunter2-hunter2-hunter2-hunter2-hunter2",
         ])
         .expect("valid settings");
 
@@ -416,6 +525,7 @@ mod tests {
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains(r#"database_url: "postgres://u:***@db.example/quill""#), "{printed}");
         assert!(printed.contains(r#"redis_url: Some("redis://:***@cache.example")"#), "{printed}");
+        assert!(printed.contains(r#"auth_jwt_secret: Some("***")"#), "{printed}");
     }
 
     #[test]
@@ -461,7 +571,7 @@ mod tests {
     fn urls_from_the_environment_are_left_out_of_the_help() {
         use clap::CommandFactory as _;
         let command = Cli::command();
-        for id in ["database_url", "redis_url"] {
+        for id in ["database_url", "redis_url", "auth_jwt_secret"] {
             let argument = command.get_arguments().find(|a| a.get_id() == id).expect("a setting");
             assert!(argument.is_hide_env_values_set(), "`--help` would print {id} with its password");
         }

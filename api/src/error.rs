@@ -20,6 +20,8 @@ pub enum ApiError {
     NotFound(String),
     /// `CONFLICT`: the write would break a uniqueness rule (an email already taken).
     Conflict(String),
+    /// `FORBIDDEN`: the access rules do not let this caller do this; nothing was changed.
+    Forbidden(String),
     /// `SERVICE_UNAVAILABLE`: the database cannot be reached or no connection came free
     /// within the timeout. Retrying later may succeed.
     Unavailable,
@@ -37,6 +39,10 @@ impl ApiError {
         Self::NotFound(message.into())
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         let error = error.into();
         tracing::error!(error = format!("{error:#}"), "internal error");
@@ -46,7 +52,7 @@ impl ApiError {
     /// What the client reads in `message`.
     pub fn message(&self) -> &str {
         match self {
-            Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) => m,
+            Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) | Self::Forbidden(m) => m,
             Self::Unavailable => "the database is unavailable or overloaded: try again shortly",
             Self::Internal(_) => "internal server error",
         }
@@ -58,6 +64,7 @@ impl ApiError {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }

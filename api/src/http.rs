@@ -30,6 +30,7 @@ use tower_http::{
 };
 
 use crate::{
+    auth::{Authenticator, Caller, TokenError},
     config::{AllowedOrigins, Config},
     graphql::{Executor, Services, codes},
     persisted::{self, PersistedQueries},
@@ -133,6 +134,8 @@ impl Drop for Waiting<'_> {
 pub struct AppState {
     /// Runs each GraphQL operation.
     pub executor: Executor,
+    /// Reads each request's bearer token.
+    pub auth: Authenticator,
     /// The database and the cache, for the readiness probe and the pool gauges.
     pub services: Services,
     pub metrics: PrometheusHandle,
@@ -396,6 +399,10 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, via
             "the response is JSON: accept `application/graphql-response+json` or `application/json`",
         );
     };
+    let caller = match state.auth.authenticate(headers).await {
+        Ok(caller) => caller,
+        Err(refusal) => return unauthenticated(&refusal),
+    };
     let Some(_turn) = state.admission.admit().await else {
         return shed();
     };
@@ -404,7 +411,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, via
         BatchRequest::Single(request) => {
             let (response, retry) = match state.persisted.resolve(request).await {
                 Ok(request) if via == Via::Get && is_mutation(&request) => return mutation_over_get(),
-                Ok(request) => (execute_one(state, request, request_id).await, false),
+                Ok(request) => (execute_one(state, request, caller, request_id).await, false),
                 Err(refusal) => (refused(&refusal), refusal.is_a_retry()),
             };
             // GraphQL over HTTP: under its own media type, a request that failed before
@@ -425,7 +432,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, via
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
                 responses.push(match state.persisted.resolve(request).await {
-                    Ok(request) => execute_one(state, request, request_id).await,
+                    Ok(request) => execute_one(state, request, caller, request_id).await,
                     Err(refusal) => refused(&refusal),
                 });
             }
@@ -447,9 +454,10 @@ fn refused(refusal: &persisted::Refusal) -> async_graphql::Response {
 async fn execute_one(
     state: &AppState,
     request: async_graphql::Request,
+    caller: Caller,
     request_id: &str,
 ) -> async_graphql::Response {
-    let mut response = state.executor.execute(request).await;
+    let mut response = state.executor.execute(request, caller).await;
     mask_internal_errors(&mut response, request_id);
     record_graphql(std::slice::from_ref(&response));
     response
@@ -642,6 +650,22 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     metrics::counter!(telemetry::GRAPHQL_ERRORS_TOTAL, "code" => code.to_owned()).increment(1);
     (status, Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })))
         .into_response()
+}
+
+/// The answer to a request whose bearer token is refused: 401 with the RFC 6750
+/// challenge, and nothing executed.
+fn unauthenticated(refusal: &TokenError) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", refusal.message());
+    let challenge = format!(
+        "Bearer error=\"{}\", error_description=\"{}\"",
+        refusal.challenge_code(),
+        refusal.message()
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
+    );
+    response
 }
 
 /// The answer to a request shed under overload: come back in a second.

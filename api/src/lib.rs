@@ -1,5 +1,7 @@
 //! Quill: a GraphQL API server for users, their profiles and their posts.
 
+/// Bearer tokens verified into the caller a request acts for.
+pub mod auth;
 /// The user cache: Redis, in-process, or off; fail-open.
 pub mod cache;
 /// The typed settings of every command.

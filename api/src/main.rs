@@ -2,8 +2,9 @@
 
 use anyhow::Context as _;
 use api::{
-    config::{Cli, Command},
-    db, graphql, seed,
+    auth,
+    config::{Cli, Command, Config, TokenArgs},
+    db, graphql, repo, seed,
     startup::{Application, shutdown_signal},
     telemetry,
 };
@@ -38,6 +39,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             Ok(())
         }
+        Command::Token(args) => {
+            println!("{}", token(&config, &args).await?);
+            Ok(())
+        }
         Command::Seed(args) => {
             let db = db::connect_and_migrate(&config).await?;
             let report = seed::run(&db, &args).await.context("seeding")?;
@@ -45,4 +50,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A token for the user named by id (taken as given, so an admin token for provisioning
+/// may name a service rather than a user) or by email (looked up).
+async fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<String> {
+    let signer = auth::signer(config)?;
+    let id = match uuid::Uuid::parse_str(args.user.trim()) {
+        Ok(id) => id,
+        Err(_) => {
+            let email = api::validate::email(&args.user).map_err(anyhow::Error::from)?;
+            let db = db::connect_and_migrate(config).await?;
+            let found = repo::users::find_by_emails(&db, &[email]).await?;
+            found.into_iter().next().with_context(|| format!("no user has the email `{}`", args.user))?.id
+        }
+    };
+    signer.sign(id, args.role, args.ttl)
 }

@@ -12,6 +12,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
+    auth::Authenticator,
     cache::UserCache,
     config::Config,
     connections::{self, ConnectionSettings},
@@ -43,6 +44,7 @@ impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let descriptor_limit = connections::descriptor_limit();
         let connection_settings = ConnectionSettings::from_config(config, descriptor_limit)?;
+        let auth = Authenticator::from_config(config).await?;
         let db = db::connect_and_migrate(config).await?;
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
@@ -50,6 +52,7 @@ impl Application {
         let draining = Arc::new(AtomicBool::new(false));
         let state = AppState {
             executor: Executor::new(services.clone(), Limits::from(config)),
+            auth,
             http: HttpSettings::from(config),
             admission: Arc::new(Admission::from_config(config)),
             persisted: Arc::new(PersistedQueries::new(

@@ -1,5 +1,5 @@
 //! What every resolver can reach: the services shared for the life of the server, and
-//! the loaders of the request being executed.
+//! the caller and loaders of the request being executed.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use async_graphql::Context;
 use sea_orm::DatabaseConnection;
 
 use super::loader::Loaders;
-use crate::cache::UserCache;
+use crate::{auth::Caller, cache::UserCache};
 
 /// What the resolvers share for the life of the server.
 #[derive(Clone)]
@@ -26,4 +26,9 @@ pub(super) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
 /// This request's loaders; `Executor::execute` attaches a fresh set to every request.
 pub(super) fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
     ctx.data_unchecked::<Arc<Loaders>>()
+}
+
+/// Who this request acts for; `Executor::execute` attaches it to every request.
+pub(super) fn caller(ctx: &Context<'_>) -> Caller {
+    *ctx.data_unchecked::<Caller>()
 }

@@ -6,6 +6,7 @@ mod context;
 mod limits;
 mod loader;
 mod mutation;
+mod policy;
 mod query;
 mod schema;
 mod types;

@@ -5,7 +5,8 @@ use async_graphql::{Context, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    context::services,
+    context::{caller, services},
+    policy::{self, Admin, AuthorOrAdmin, SelfOrAdmin},
     types::{CreatePostInput, CreateUserInput, Post, UpdatePostInput, UpdateUserInput, User},
 };
 use crate::repo;
@@ -20,13 +21,16 @@ pub struct UserMutation;
 #[Object]
 impl UserMutation {
     /// Creates a user, and their profile when one is given, in one transaction.
-    /// `CONFLICT` when the email is taken.
+    /// `CONFLICT` when the email is taken. Admins only (`FORBIDDEN` otherwise).
+    #[graphql(guard = "Admin")]
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
         let (user, _profile) = repo::users::create(&services(ctx).db, input.validate()?).await?;
         Ok(user.into())
     }
 
-    /// Changes the given fields of a user. `NOT_FOUND` when there is no such user.
+    /// Changes the given fields of a user. `NOT_FOUND` when there is no such user. The
+    /// user themselves or an admin (`FORBIDDEN` otherwise).
+    #[graphql(guard = "SelfOrAdmin(id)")]
     async fn update_user(&self, ctx: &Context<'_>, id: Uuid, input: UpdateUserInput) -> Result<User> {
         let services = services(ctx);
         let user = repo::users::update(&services.db, id, input.validate()?).await?;
@@ -34,7 +38,9 @@ impl UserMutation {
         Ok(user.into())
     }
 
-    /// Deletes a user with their profile and posts; returns the id.
+    /// Deletes a user with their profile and posts; returns the id. The user themselves
+    /// or an admin (`FORBIDDEN` otherwise).
+    #[graphql(guard = "SelfOrAdmin(id)")]
     async fn delete_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let services = services(ctx);
         repo::users::delete(&services.db, id).await?;
@@ -48,17 +54,22 @@ pub struct PostMutation;
 
 #[Object]
 impl PostMutation {
-    /// Creates a post. `NOT_FOUND` when the author does not exist.
+    /// Creates a post by the caller (an admin may name another author). `NOT_FOUND` when
+    /// the author does not exist.
     async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> Result<Post> {
-        Ok(repo::posts::create(&services(ctx).db, input.validate()?).await?.into())
+        let author = policy::new_post_author(caller(ctx), input.author_id)?;
+        Ok(repo::posts::create(&services(ctx).db, input.validate(author)?).await?.into())
     }
 
-    /// Changes the given fields of a post. `NOT_FOUND` when there is no such post.
+    /// Changes the given fields of a post. `NOT_FOUND` when there is no such post. Its
+    /// author or an admin (`FORBIDDEN` otherwise).
+    #[graphql(guard = "AuthorOrAdmin(id)")]
     async fn update_post(&self, ctx: &Context<'_>, id: Uuid, input: UpdatePostInput) -> Result<Post> {
         Ok(repo::posts::update(&services(ctx).db, id, input.validate()?).await?.into())
     }
 
-    /// Deletes a post; returns the id.
+    /// Deletes a post; returns the id. Its author or an admin (`FORBIDDEN` otherwise).
+    #[graphql(guard = "AuthorOrAdmin(id)")]
     async fn delete_post(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         repo::posts::delete(&services(ctx).db, id).await?;
         Ok(id)

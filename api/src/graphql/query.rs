@@ -1,4 +1,4 @@
-//! The read side: `user`, `userByEmail`, `users`, `post`, `posts`.
+//! The read side: `me`, `user`, `userByEmail`, `users`, `post`, `posts`.
 
 use std::sync::Arc;
 
@@ -6,7 +6,8 @@ use async_graphql::{Context, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    context::{loaders, services},
+    context::{caller, loaders, services},
+    policy::{self, EmailLookup},
     types::{Post, PostConnection, Total, User, UserConnection},
 };
 use crate::{
@@ -23,15 +24,31 @@ pub struct UserQuery;
 
 #[Object]
 impl UserQuery {
+    /// The user the bearer token speaks for; null without a token, or when the user no
+    /// longer exists.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = caller(ctx).id() else { return Ok(None) };
+        Ok(loaders(ctx).users.load_one(id).await?.map(Arc::unwrap_or_clone).map(User::from))
+    }
+
     /// The user with this id, or null.
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
         Ok(loaders(ctx).users.load_one(id).await?.map(Arc::unwrap_or_clone).map(User::from))
     }
 
-    /// The user with this email (any case, surrounding spaces ignored), or null.
+    /// The user with this email (any case, surrounding spaces ignored), or null. Admins
+    /// find anyone; a user finds only themselves (`FORBIDDEN` for any other address, so no
+    /// one learns whether it has an account); anonymous callers, no one.
     async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<User>> {
         let email = validate::email(&email)?;
-        Ok(loaders(ctx).users_by_email.load_one(email).await?.map(Arc::unwrap_or_clone).map(User::from))
+        let found = match policy::email_lookup(caller(ctx))? {
+            EmailLookup::Anyone => loaders(ctx).users_by_email.load_one(email).await?,
+            EmailLookup::Own(me) => match loaders(ctx).users.load_one(me).await? {
+                Some(user) if user.email == email => Some(user),
+                _ => return Err(policy::not_your_email().into()),
+            },
+        };
+        Ok(found.map(Arc::unwrap_or_clone).map(User::from))
     }
 
     /// All users, oldest first.

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, PathSegment, Request, Response, Schema};
 
+use crate::auth::Caller;
+
 use super::{
     codes,
     context::Services,
@@ -33,16 +35,16 @@ impl Executor {
         Self { schema: build_schema(services.clone(), &limits), services, limits: Arc::new(limits) }
     }
 
-    /// Executes one request: parse and count-check it, run it with a fresh set of loaders
-    /// whose batches run in this request's task, code every error.
-    pub async fn execute(&self, mut request: Request) -> Response {
+    /// Executes one request for `caller`: parse and count-check it, run it with a fresh
+    /// set of loaders whose batches run in this request's task, code every error.
+    pub async fn execute(&self, mut request: Request, caller: Caller) -> Response {
         let mut response = match limits::prepare(&mut request, &self.limits) {
             Ok(()) => {
                 // Made here and only here, so no request runs with loaders but no queue
                 // to drive their batches.
                 let queue = BatchQueue::new();
                 let loaders = Arc::new(Loaders::new(&self.services, &queue));
-                queue.run(self.schema.execute(request.data(loaders))).await
+                queue.run(self.schema.execute(request.data(loaders).data(caller))).await
             }
             Err(error) => Response::from_errors(vec![error]),
         };

@@ -4,7 +4,8 @@
 use std::{sync::Once, time::Duration};
 
 use api::{
-    config::{Config, SecretUrl},
+    auth::Signer,
+    config::{AuthMode, Config, Secret, SecretUrl, TokenRole},
     startup::Application,
 };
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
@@ -202,9 +203,15 @@ fn replace_database(url: &str, database: &str) -> String {
     }
 }
 
+/// The shared secret test servers verify tokens with.
+pub const TEST_SECRET: &str = "quill-tests-sign-with-this-secret-of-48-bytes!!!";
+
 /// A running server and the means to talk to it.
 pub struct TestApp {
     pub address: String,
+    /// An admin's token, which [`TestApp::graphql`] and [`TestApp::post_graphql`] send, so
+    /// tests of other features act with every right.
+    pub admin_token: String,
     /// The settings it was started with.
     pub config: Config,
     /// The server's own pool, for checking rows behind its back.
@@ -222,6 +229,8 @@ pub fn test_config(database_url: &str) -> Config {
     config.bind = "127.0.0.1:0".parse().expect("a valid address");
     config.database_url = SecretUrl::new(database_url);
     config.redis_url = None;
+    config.auth = AuthMode::On;
+    config.auth_jwt_secret = Some(Secret::new(TEST_SECRET));
     config
 }
 
@@ -242,8 +251,12 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
+    let admin_token = Signer::new(TEST_SECRET.as_bytes(), &config)
+        .and_then(|signer| signer.sign(Uuid::now_v7(), TokenRole::Admin, Duration::from_secs(3600)))
+        .expect("signing the admin token");
     TestApp {
         address,
+        admin_token,
         config,
         db,
         client: reqwest::Client::builder()
@@ -266,21 +279,39 @@ fn init_logs() {
 }
 
 impl TestApp {
-    /// POSTs a GraphQL operation and returns the JSON body (asserting a 200).
+    /// POSTs a GraphQL operation as an admin and returns the JSON body (asserting a 200).
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        let response = self.post_graphql(&json!({ "query": query, "variables": variables })).await;
+        self.graphql_as(Some(&self.admin_token), query, variables).await
+    }
+
+    /// POSTs a GraphQL operation with this bearer token (`None`: anonymously) and returns
+    /// the JSON body (asserting a 200).
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables });
+        let response = self.post_graphql_as(token, &body).await;
         assert_eq!(response.status(), 200, "POST /graphql status");
         response.json().await.expect("a JSON body")
     }
 
-    /// POSTs any JSON body to `/graphql`.
+    /// POSTs any JSON body to `/graphql`, as an admin.
     pub async fn post_graphql(&self, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}/graphql", self.address))
-            .json(body)
-            .send()
-            .await
-            .expect("sending the request")
+        self.post_graphql_as(Some(&self.admin_token), body).await
+    }
+
+    /// POSTs any JSON body to `/graphql` with this bearer token (`None`: anonymously).
+    pub async fn post_graphql_as(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}/graphql", self.address)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("sending the request")
+    }
+
+    /// A token for `user` in `role`, signed with the server's secret, valid for an hour.
+    pub fn token(&self, user: Uuid, role: TokenRole) -> String {
+        Signer::new(TEST_SECRET.as_bytes(), &self.config)
+            .and_then(|signer| signer.sign(user, role, Duration::from_secs(3600)))
+            .expect("signing a token")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

@@ -80,7 +80,8 @@ impl UpdateUserInput {
 /// A new post by an existing user.
 #[derive(InputObject)]
 pub struct CreatePostInput {
-    pub author_id: Uuid,
+    /// Who writes it: the caller when omitted; only an admin may name someone else.
+    pub author_id: Option<Uuid>,
     /// Stored trimmed; may not be blank.
     pub title: String,
     /// Stored as written, spaces included.
@@ -88,9 +89,10 @@ pub struct CreatePostInput {
 }
 
 impl CreatePostInput {
-    pub fn validate(self) -> ApiResult<repo::posts::NewPost> {
+    /// The post to write, by `author` (the access rules decide who that is).
+    pub fn validate(self, author: Uuid) -> ApiResult<repo::posts::NewPost> {
         Ok(repo::posts::NewPost {
-            author_id: self.author_id,
+            author_id: author,
             title: validate::title(&self.title)?,
             content: validate::content(self.content)?,
         })

@@ -13,7 +13,11 @@ use super::{
     profile::Profile,
 };
 use crate::{
-    graphql::{context::loaders, loader::AuthorPage},
+    graphql::{
+        context::{caller, loaders},
+        loader::AuthorPage,
+        policy,
+    },
     pagination::{CursorKey, Page, page_cost},
 };
 
@@ -22,7 +26,8 @@ use crate::{
 #[graphql(complex)]
 pub struct User {
     pub id: Uuid,
-    /// Normalised: trimmed and lower-cased.
+    /// Shown only to the user themselves and to admins: see the `email` field.
+    #[graphql(skip)]
     pub email: String,
     /// The display name, trimmed; null when the user has none.
     pub name: Option<String>,
@@ -38,6 +43,12 @@ impl From<user::Model> for User {
 
 #[ComplexObject]
 impl User {
+    /// The email address, normalised (trimmed, lower-cased). Visible to the user
+    /// themselves and to admins; null for everyone else.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        policy::may_see_email(caller(ctx), self.id).then_some(self.email.as_str())
+    }
+
     /// The user's profile, if they have one.
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
         Ok(loaders(ctx).profiles.load_one(self.id).await?.map(Arc::unwrap_or_clone).map(Profile::from))
