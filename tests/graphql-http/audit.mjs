@@ -1,11 +1,15 @@
 // GraphQL over HTTP conformance audit of a running Quill, with the audits of graphql-http
 // (written by the authors of the GraphQL over HTTP spec). See README.md beside this file.
 //
-//   QUILL_URL=http://127.0.0.1:8000 node audit.mjs
+//   QUILL_URL=http://127.0.0.1:8000 [QUILL_ADMIN_TOKEN=<token>] node audit.mjs
 //
 // Prints one line per audit, then the totals. Exits 1 when a MUST or SHOULD audit is not ok
 // (unless it is listed in EXCEPTIONS below), when an audit could not run at all, or when
 // EXCEPTIONS names an audit that does not exist; MAY audits are reported but never fail.
+// With QUILL_ADMIN_TOKEN (`run` mints one with `api token --role admin`) every audit runs a
+// second time with `Authorization: Bearer <token>` on each request, judged the same way: an
+// authenticated request goes through the same HTTP handling. That pass prints the audits
+// that are not ok and its totals.
 
 import { serverAudits } from 'graphql-http';
 
@@ -31,15 +35,18 @@ const CSRF_GET_AUDITS = new Set(['5A70', '9C48', 'D6D5', '6A70']);
 const base = (process.env.QUILL_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
 const url = `${base}/graphql`;
 const requestTimeoutMs = Number(process.env.QUILL_AUDIT_REQUEST_TIMEOUT_MS || 10000);
+const adminToken = process.env.QUILL_ADMIN_TOKEN || '';
 
-/** Global fetch with a per-request timeout; `extraHeaders` are added to GET requests. */
-function makeFetch(extraHeaders = {}) {
+/** Global fetch with a per-request timeout; `extraHeaders` are added to GET requests,
+ * `everyRequest` headers to all of them. */
+function makeFetch(extraHeaders = {}, everyRequest = {}) {
   return (input, init = {}) => {
     const method = (init.method || 'GET').toUpperCase();
     const headers = new Headers(init.headers || {});
     if (method === 'GET') {
       for (const [k, v] of Object.entries(extraHeaders)) headers.set(k, v);
     }
+    for (const [k, v] of Object.entries(everyRequest)) headers.set(k, v);
     return fetch(input, { ...init, headers, signal: AbortSignal.timeout(requestTimeoutMs) });
   };
 }
@@ -124,11 +131,42 @@ for (const id of Object.keys(EXCEPTIONS)) {
   }
 }
 
-console.log(
-  `totals: ${counts.ok} ok, ${counts.warn} warn (SHOULD), ${counts.error} error (MUST), ` +
-    `${counts.notice} notice (MAY)${counts.fatal ? `, ${counts.fatal} fatal (could not run)` : ''}; ` +
-    `${excepted.length} excepted`,
-);
+const totals = (c) =>
+  `${c.ok} ok, ${c.warn} warn (SHOULD), ${c.error} error (MUST), ` +
+  `${c.notice} notice (MAY)${c.fatal ? `, ${c.fatal} fatal (could not run)` : ''}`;
+console.log(`totals: ${totals(counts)}; ${excepted.length} excepted`);
+
+// --- the same audits with an admin's bearer token on every request.
+if (adminToken) {
+  const authorization = { authorization: `Bearer ${adminToken}` };
+  const withToken = serverAudits({ url, fetchFn: makeFetch({}, authorization) });
+  const tokenCounts = { ok: 0, warn: 0, error: 0, notice: 0, fatal: 0 };
+  console.log(`again with \`Authorization: Bearer <admin token>\` on every request: ${withToken.length} audits`);
+  for (const audit of withToken) {
+    const result = await run(audit);
+    tokenCounts[result.status] = (tokenCounts[result.status] ?? 0) + 1;
+    if (result.status === 'ok') continue;
+    const lvl = level(result.name);
+    const got = await describe(result.response);
+    let line = `${result.id}  ${result.status.padEnd(6)}  ${result.name} (with the token)`;
+    line += `\n        reason: ${result.reason}${got ? `; ${got}` : ''}`;
+    if (result.status === 'fatal') {
+      failing.push(`${result.id}+token`);
+    } else if (lvl === 'MUST' || lvl === 'SHOULD') {
+      if (Object.hasOwn(EXCEPTIONS, result.id)) {
+        line += `\n        exception: ${EXCEPTIONS[result.id]}`;
+      } else {
+        failing.push(`${result.id}+token`);
+      }
+    } else if (CSRF_GET_AUDITS.has(result.id) && result.response?.status === 400) {
+      line += '\n        note: a GET without a preflight header is refused on purpose (CSRF rule)';
+    }
+    console.log(line);
+  }
+  console.log(`totals with the token: ${totals(tokenCounts)}`);
+} else {
+  console.log('no QUILL_ADMIN_TOKEN: the audits ran anonymously only');
+}
 if (failing.length > 0) {
   console.log(
     `graphql-http audit: FAIL: ${failing.length} MUST/SHOULD audits not ok (or not run): ${failing.join(' ')}`,

@@ -10,11 +10,22 @@
   queries behind `users`, `posts` and `User.posts` run too.
 - A generator for the `UUID` scalar that mixes the ids of rows that exist (read from the
   server when the hooks load) with random ones, so lookups, updates, deletes and
-  `createPost` reach existing rows instead of always answering `null` / `NOT_FOUND`.
+  `createPost` reach existing rows instead of always answering `null` / `NOT_FOUND`;
+  with a user token it also favours that user's own id and posts, so the user's writes
+  that the access rules allow happen too.
+- The caller of each request (`flatmap_headers`): most carry the admin token `run` mints
+  (`api token --role admin`), so mutations do their work instead of answering
+  `FORBIDDEN`; some a seeded user's token, some none (anonymous), and some a token the
+  server must refuse (garbage, another scheme, a tampered signature, another secret,
+  `alg: none`). Schemathesis itself sends no `Authorization` header for GraphQL.
+  `quill_no_server_error` also fails when a refused token is not answered 401
+  `UNAUTHENTICATED` with a `WWW-Authenticate: Bearer` challenge, or when one of the
+  valid tokens is answered 401.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import urllib.request
@@ -24,8 +35,42 @@ import schemathesis
 from hypothesis import strategies as st
 from schemathesis.graphql import nodes
 
-# What `run` sets: the GraphQL endpoint of the server under test.
+# What `run` sets: the GraphQL endpoint of the server under test, and tokens it minted with
+# the server's own `api token`: an admin's, a seeded user's, and an admin's signed with
+# another secret (which the server must refuse).
 GRAPHQL_URL = os.environ.get("QUILL_FUZZ_GRAPHQL_URL", "")
+ADMIN_TOKEN = os.environ.get("QUILL_ADMIN_TOKEN", "")
+USER_TOKEN = os.environ.get("QUILL_USER_TOKEN", "")
+FOREIGN_TOKEN = os.environ.get("QUILL_FOREIGN_TOKEN", "")
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _tampered(token: str) -> str:
+    """The token with the first character of its signature changed."""
+    head, _, signature = token.rpartition(".")
+    return f"{head}.{'B' if signature[:1] == 'A' else 'A'}{signature[1:]}"
+
+
+def _bad_authorizations() -> list[str]:
+    """`Authorization` values the server must answer 401."""
+    bad = ["Bearer not-a-jwt", "Bearer ", "Basic YWRtaW46YWRtaW4=", "Bearer a.b.c"]
+    if ADMIN_TOKEN:
+        _, payload, _ = ADMIN_TOKEN.split(".")
+        bad += [
+            f"Bearer {_tampered(ADMIN_TOKEN)}",
+            # The admin's claims, unsigned (`alg: none`).
+            f"Bearer {_b64({'typ': 'JWT', 'alg': 'none'})}.{payload}.",
+        ]
+    if FOREIGN_TOKEN:
+        bad.append(f"Bearer {FOREIGN_TOKEN}")
+    return bad
+
+
+BAD_AUTHORIZATIONS = _bad_authorizations()
+VALID_AUTHORIZATIONS = {f"Bearer {t}" for t in (ADMIN_TOKEN, USER_TOKEN) if t}
 
 
 @schemathesis.check
@@ -38,6 +83,7 @@ def quill_no_server_error(ctx, response, case):
     status = response.status_code
     if status >= 500:
         raise AssertionError(f"HTTP {status}: {_excerpt(response)}")
+    _check_authentication(case, response)
     if status == 408:
         # The request is sent whole at once, so a 408 is the server's own 30 s request
         # timeout: a handler that hung.
@@ -61,6 +107,56 @@ def quill_no_server_error(ctx, response, case):
 
 def _excerpt(response) -> str:
     return response.content[:300].decode("utf-8", "replace")
+
+
+# Answers given before the token is read: a body that is not a GraphQL request, a refused
+# media type.
+BEFORE_AUTHENTICATION = frozenset({400, 406, 413, 415})
+
+
+def _check_authentication(case, response) -> None:
+    """A refused token gets 401 `UNAUTHENTICATED` and a Bearer challenge; a valid one never 401."""
+    authorization = (case.headers or {}).get("Authorization")
+    status = response.status_code
+    if authorization in VALID_AUTHORIZATIONS and status == 401:
+        raise AssertionError(f"a valid token was refused: {_excerpt(response)}")
+    if authorization is None or authorization in VALID_AUTHORIZATIONS or status in BEFORE_AUTHENTICATION:
+        return
+    if status != 401:
+        raise AssertionError(f"a request with a bad token was answered {status}, not 401: {_excerpt(response)}")
+    challenge = " ".join(response.headers.get("www-authenticate") or [])
+    if not challenge.startswith("Bearer"):
+        raise AssertionError(f"a 401 without a `WWW-Authenticate: Bearer` challenge (got {challenge!r})")
+    try:
+        codes = [e.get("extensions", {}).get("code") for e in json.loads(response.content)["errors"]]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        codes = []
+    if codes != ["UNAUTHENTICATED"]:
+        raise AssertionError(f"a 401 whose errors are not one UNAUTHENTICATED: {_excerpt(response)}")
+
+
+# Who calls, drawn for each request: mostly the admin, so every mutation runs to its end.
+CALLERS = ["admin"] * 6 + ["user"] * 2 + ["anonymous", "bad token"]
+
+
+@schemathesis.hook
+def flatmap_headers(context, headers):
+    """Sets the request's `Authorization` header for a caller drawn from CALLERS."""
+    base = dict(headers or {})
+
+    def with_authorization(value):
+        return {**base, "Authorization": value} if value is not None else (base or None)
+
+    def authorizations(caller: str) -> st.SearchStrategy:
+        if caller == "admin" and ADMIN_TOKEN:
+            return st.just(f"Bearer {ADMIN_TOKEN}")
+        if caller == "user" and USER_TOKEN:
+            return st.just(f"Bearer {USER_TOKEN}")
+        if caller == "bad token":
+            return st.sampled_from(BAD_AUTHORIZATIONS)
+        return st.none()
+
+    return st.sampled_from(CALLERS).flatmap(authorizations).map(with_authorization)
 
 
 FORWARD = frozenset({"first", "after"})
@@ -124,11 +220,14 @@ def _replace(node, **changes):
     return type(node)(**{**{key: getattr(node, key) for key in node.keys}, **changes})
 
 
-def _post(query: str, variables: dict) -> dict:
+def _post(query: str, variables: dict, token: str = "") -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
         GRAPHQL_URL,
         data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers=headers,
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
@@ -161,6 +260,15 @@ def _existing_ids(limit: int = 2000) -> list[str]:
     return ids[:limit]
 
 
+def _own_ids() -> list[str]:
+    """The id of the user of USER_TOKEN (`me`, which also proves the token works) and of their posts."""
+    answer = _post("{ me { id posts(first: 10) { nodes { id } } } }", {}, USER_TOKEN)
+    me = (answer.get("data") or {}).get("me")
+    if answer.get("errors") or not me:
+        raise RuntimeError(f"`me` with QUILL_USER_TOKEN answered {answer}")
+    return [me["id"], *(post["id"] for post in me["posts"]["nodes"])]
+
+
 def _uuid_strategy() -> st.SearchStrategy:
     random_ids = st.uuids().map(str)
     if not GRAPHQL_URL:
@@ -169,7 +277,11 @@ def _uuid_strategy() -> st.SearchStrategy:
     existing = _existing_ids()
     if not existing:
         raise RuntimeError(f"no users at {GRAPHQL_URL}: seed the database first")
-    return st.one_of(st.sampled_from(existing), random_ids).map(nodes.String)
+    choices = [st.sampled_from(existing), random_ids]
+    if USER_TOKEN:
+        # The token's user and their posts: the writes a user may make reach real rows too.
+        choices.append(st.sampled_from(_own_ids()))
+    return st.one_of(*choices).map(nodes.String)
 
 
 schemathesis.graphql.scalar("UUID", _uuid_strategy())

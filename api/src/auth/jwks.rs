@@ -62,7 +62,10 @@ impl Jwks {
             source,
             checks,
             keys: RwLock::default(),
-            last_read: tokio::sync::Mutex::new(Instant::now()),
+            // The first unknown `kid` after start may read the document again at once.
+            last_read: tokio::sync::Mutex::new(
+                Instant::now().checked_sub(REREAD_AFTER).unwrap_or_else(Instant::now),
+            ),
         };
         let keys = jwks.read().await.with_context(|| format!("reading the keys at {url}"))?;
         anyhow::ensure!(!keys.by_kid.is_empty() || keys.only.is_some(), "{url} holds no usable signing key");

@@ -43,6 +43,7 @@ impl Server {
             .arg("serve")
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("DATABASE_URL", database_url)
+            .env("AUTH_JWT_SECRET", crate::helpers::TEST_SECRET)
             .env_remove("REDIS_URL")
             .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())

@@ -216,7 +216,10 @@ pub struct TestApp {
     pub config: Config,
     /// The server's own pool, for checking rows behind its back.
     pub db: DatabaseConnection,
+    /// Sends the admin token with every request.
     pub client: reqwest::Client,
+    /// Sends no token: an anonymous caller.
+    pub anonymous: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has stopped.
@@ -256,17 +259,29 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         .expect("signing the admin token");
     TestApp {
         address,
-        admin_token,
+        admin_token: admin_token.clone(),
         config,
         db,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("building the HTTP client"),
+        client: http_client(Some(&admin_token)),
+        anonymous: http_client(None),
         stop: Some(stop),
         server: Some(server),
         _database: database,
     }
+}
+
+/// A client sending `token` as its bearer token with every request.
+fn http_client(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("a token is a valid header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("building the HTTP client")
 }
 
 fn init_logs() {
@@ -300,7 +315,7 @@ impl TestApp {
 
     /// POSTs any JSON body to `/graphql` with this bearer token (`None`: anonymously).
     pub async fn post_graphql_as(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
-        let mut request = self.client.post(format!("{}/graphql", self.address)).json(body);
+        let mut request = self.anonymous.post(format!("{}/graphql", self.address)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod access;
 mod bad_input;
 mod cache;
 mod conformance;
@@ -21,3 +22,4 @@ mod repository;
 mod schema;
 mod seed;
 mod sql_statements;
+mod tokens;
