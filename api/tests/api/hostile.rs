@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, counter_value, spawn_app};
+use crate::helpers::{Backend, TEST_SECRET, TestApp, counter_value, spawn_app};
 
 crate::backend_tests!(hostile_requests_are_refused_cleanly_and_write_nothing,);
 
@@ -15,6 +15,10 @@ enum Attempt {
     Graphql(Value),
     /// A GET with this query string (and the preflight header).
     Get(String),
+    /// A GraphQL request with this `Authorization` header instead of the admin's token.
+    Authorized { authorization: Vec<u8>, body: Value },
+    /// A GraphQL request with no token at all.
+    Anonymous(Value),
 }
 
 fn graphql(query: impl Into<String>, variables: Value) -> Attempt {
@@ -310,6 +314,88 @@ fn attempts(user: &str) -> Vec<Attempt> {
     ] {
         all.push(Attempt::Get(query));
     }
+    all.extend(token_attempts(user));
+    all
+}
+
+/// Bad `Authorization` headers on a mutation that would delete the user, and every
+/// mutation sent with no token.
+fn token_attempts(user: &str) -> Vec<Attempt> {
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    let signed = |claims: Value| {
+        let key = jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()).unwrap();
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    };
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let delete = json!({ "query": format!(r#"mutation {{ deleteUser(id: "{user}") }}"#) });
+    let mut headers: Vec<Vec<u8>> = [
+        "Bearer",
+        "Bearer ",
+        "Bearer a",
+        "Bearer a.b",
+        "Bearer a.b.c.d",
+        "Bearer .",
+        "Bearer ..",
+        "Bearer ...",
+        "bearer x.y.z",
+        "Basic YWRtaW46YWRtaW4=",
+        "Digest username=\"admin\"",
+        "Token abc",
+        "Bearer\tabc.def.ghi",
+        "Bearer null",
+        "Bearer undefined",
+        "Bearer {\"alg\":\"none\"}",
+    ]
+    .iter()
+    .map(|h| h.as_bytes().to_vec())
+    .collect();
+    for header in [
+        r#"{"alg":"none","typ":"JWT"}"#,
+        r#"{"alg":"None"}"#,
+        r#"{"alg":"HS512"}"#,
+        r#"{"alg":"RS256","kid":"../../etc/passwd"}"#,
+        r#"{"alg":"ES256","jku":"http://127.0.0.1:1/jwks.json"}"#,
+        r#"{"alg":"HS256","crit":["exp"]}"#,
+        r#"{}"#,
+        r#"[]"#,
+        r#""HS256""#,
+    ] {
+        let claims = json!({ "sub": user, "role": "admin", "exp": exp });
+        headers.push(format!("Bearer {}.{}.", b64(header), b64(&claims.to_string())).into_bytes());
+        headers.push(format!("Bearer {}.{}.c2ln", b64(header), b64(&claims.to_string())).into_bytes());
+    }
+    // Signed with the right secret, but with claims no one should accept.
+    for claims in [
+        json!({ "sub": user, "role": "admin" }),
+        json!({ "sub": user, "role": "admin", "exp": "never" }),
+        json!({ "sub": user, "role": "admin", "exp": 1e300 }),
+        json!({ "sub": user, "role": "admin", "exp": -1 }),
+        json!({ "sub": user, "role": "admin", "exp": exp, "nbf": "now" }),
+        json!({ "sub": null, "role": "admin", "exp": exp }),
+        json!({ "sub": 42, "role": "admin", "exp": exp }),
+        json!({ "sub": format!("{user} "), "role": "admin", "exp": exp }),
+        json!({ "sub": user, "role": "Admin", "exp": exp }),
+        json!({ "sub": user, "role": { "admin": true }, "exp": exp }),
+        json!({ "sub": user, "role": "root", "exp": exp }),
+        json!({ "role": "admin", "exp": exp }),
+    ] {
+        headers.push(format!("Bearer {}", signed(claims)).into_bytes());
+    }
+    headers.push(format!("Bearer {}", "a".repeat(6000)).into_bytes());
+    headers.push(b"Bearer \xff\xfe.\x80.\x81".to_vec());
+    let mut all: Vec<Attempt> =
+        headers.into_iter().map(|authorization| Attempt::Authorized { authorization, body: delete.clone() }).collect();
+    for mutation in [
+        format!(r#"mutation {{ deleteUser(id: "{user}") }}"#),
+        format!(r#"mutation {{ updateUser(id: "{user}", input: {{ name: "Eve" }}) {{ id }} }}"#),
+        r#"mutation { createUser(input: { email: "eve@example.com" }) { id } }"#.to_owned(),
+        r#"mutation { createPost(input: { title: "Spam" }) { id } }"#.to_owned(),
+        format!(r#"mutation {{ createPost(input: {{ authorId: "{user}", title: "Spam" }}) {{ id }} }}"#),
+        format!(r#"{{ userByEmail(email: "ada@example.com") {{ id }} }}"#),
+    ] {
+        all.push(Attempt::Anonymous(json!({ "query": mutation })));
+    }
     all
 }
 
@@ -342,6 +428,12 @@ async fn hostile_requests_are_refused_cleanly_and_write_nothing(backend: Backend
                 if content_type.is_empty() { request } else { request.header("content-type", *content_type) }
             }
             Attempt::Graphql(body) => app.client.post(format!("{}/graphql", app.address)).json(body),
+            Attempt::Authorized { authorization, body } => app
+                .anonymous
+                .post(format!("{}/graphql", app.address))
+                .header("authorization", reqwest::header::HeaderValue::from_bytes(authorization).unwrap())
+                .json(body),
+            Attempt::Anonymous(body) => app.anonymous.post(format!("{}/graphql", app.address)).json(body),
             Attempt::Get(query) => app
                 .client
                 .get(format!("{}/graphql?{query}", app.address))
