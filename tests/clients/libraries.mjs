@@ -2,19 +2,23 @@
 // (relay-style pagination with fetchMore, a mutation updating the normalised cache, an error
 // read by its extensions.code, automatic persisted queries), urql (the README's
 // `preferGetMethod: false`, and the 400 its default GET gets without it) and graphql-request
-// (a JSON-array batch). Seeds its own data through mutations first. Prints one `ok:` line per
-// check; exits 1 on the first failure.
-// Run by `run` beside this file, which starts the server; see README.md.
+// (a JSON-array batch), and bearer tokens as these clients send them (an admin sees emails, an
+// anonymous caller sees `email: null` and may not write, a bad token is a 401
+// `UNAUTHENTICATED`). Seeds its own data through mutations first, as an admin. Prints one
+// `ok:` line per check; exits 1 on the first failure.
+// Run by `run` beside this file, which starts the server and mints the token; see README.md.
 //
 // Settings (environment):
-//   QUILL_URL   the running server, e.g. http://127.0.0.1:8000 (required)
+//   QUILL_URL           the running server, e.g. http://127.0.0.1:8000 (required)
+//   QUILL_ADMIN_TOKEN   a token with the role `admin` for that server (`api token --role admin`,
+//                       required): writes, and reads of `email`, send it; other reads go anonymous
 
 import { createHash, randomUUID } from 'node:crypto';
-import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache, ServerError, gql } from '@apollo/client';
 import { createPersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { relayStylePagination } from '@apollo/client/utilities';
 import { Client as UrqlClient, fetchExchange, gql as urqlGql } from '@urql/core';
-import { GraphQLClient, gql as requestGql } from 'graphql-request';
+import { ClientError, GraphQLClient, gql as requestGql } from 'graphql-request';
 
 const CHECK_TIMEOUT_MS = 15_000;
 const POSTS = 5; // seeded for one author; paged two at a time
@@ -24,7 +28,13 @@ if (!process.env.QUILL_URL) {
   console.error('libraries: FAILED: set QUILL_URL to the running server, e.g. http://127.0.0.1:8000');
   process.exit(1);
 }
+if (!process.env.QUILL_ADMIN_TOKEN) {
+  console.error('libraries: FAILED: set QUILL_ADMIN_TOKEN to an admin token for that server (api token --role admin)');
+  process.exit(1);
+}
 const url = new URL('/graphql', process.env.QUILL_URL).href;
+// What a client sends to act as an admin: the seeding, every mutation, and the reads of `email`.
+const asAdmin = { authorization: `Bearer ${process.env.QUILL_ADMIN_TOKEN}` };
 
 class CheckFailed extends Error {}
 const assert = (ok, message) => {
@@ -50,11 +60,12 @@ async function check(name, run) {
   }
 }
 
-// A plain JSON POST, for seeding and for the reference answers.
-async function post(query, variables) {
+// A plain JSON POST, for seeding and for the reference answers; `headers` adds to the request's
+// (`asAdmin` for the seeding).
+async function post(query, variables, headers = {}) {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
     body: JSON.stringify({ query, variables }),
   });
   const body = await response.json();
@@ -84,10 +95,11 @@ const run = randomUUID().slice(0, 8); // distinct emails even against a long-liv
 let author; // { id, email }
 let seeded; // post ids, in the order created
 
-await check(`seed: createUser + ${POSTS} createPost (plain fetch)`, async () => {
+await check(`seed: createUser + ${POSTS} createPost (plain fetch, as an admin)`, async () => {
   const { createUser } = await post(
     'mutation ($input: CreateUserInput!) { createUser(input: $input) { id email } }',
     { input: { email: `libraries-${run}@example.com`, name: 'Libraries', profile: { bio: 'Seeded by libraries.mjs.' } } },
+    asAdmin,
   );
   author = createUser;
   seeded = [];
@@ -95,6 +107,7 @@ await check(`seed: createUser + ${POSTS} createPost (plain fetch)`, async () => 
     const { createPost } = await post(
       'mutation ($input: CreatePostInput!) { createPost(input: $input) { id } }',
       { input: { authorId: author.id, title: `Post ${i}`, content: `Body ${i}` } },
+      asAdmin,
     );
     seeded.push(createPost.id);
   }
@@ -184,10 +197,13 @@ await check('Apollo Client: updatePost updates the normalised cache', async () =
   const { data } = await apollo.mutate({
     mutation: gql`mutation Rename($id: UUID!, $title: String!) { updatePost(id: $id, input: { title: $title }) { id title } }`,
     variables: { id, title },
+    context: { headers: asAdmin }, // per operation: the client's queries stay anonymous
   });
   assert(data?.updatePost?.title === title, `the mutation returned ${json(data)}`);
   const after = apolloCache.readFragment({ id: cacheId, fragment });
   assert(after?.title === title, `after the mutation the cache holds ${json(after)}`);
+  const sent = apolloLog.at(-1);
+  assert(sent?.body?.operationName === 'Rename' && sent.headers.authorization === asAdmin.authorization, `the mutation went without the token: ${json(sent?.headers)}`);
   // The paged list, read from the cache alone, shows the new title too.
   const cached = apollo.readQuery({ query: USER_POSTS, variables: { id: author.id, first: 2 } });
   const inList = cached?.user?.posts.edges.find((edge) => edge.node.id === id);
@@ -210,6 +226,7 @@ await check('Apollo Client: errors by extensions.code (CombinedGraphQLErrors)', 
     await apollo.mutate({
       mutation: gql`mutation Gone($id: UUID!) { deletePost(id: $id) }`,
       variables: { id: randomUUID() },
+      context: { headers: asAdmin },
     });
     throw new CheckFailed('deletePost of a missing id did not throw');
   } catch (error) {
@@ -224,8 +241,9 @@ await check('Apollo Client: errors by extensions.code (CombinedGraphQLErrors)', 
 await check('Apollo Client: createPersistedQueryLink({ sha256 }) — miss, retry with the document, then the hash alone', async () => {
   const log = [];
   const sha256 = (text) => createHash('sha256').update(text).digest('hex');
+  // It reads `email`: the link sends the admin's token with every request.
   const client = new ApolloClient({
-    link: ApolloLink.from([createPersistedQueryLink({ sha256 }), new HttpLink({ uri: url, fetch: recordingFetch(log) })]),
+    link: ApolloLink.from([createPersistedQueryLink({ sha256 }), new HttpLink({ uri: url, headers: asAdmin, fetch: recordingFetch(log) })]),
     cache: new InMemoryCache(),
   });
   // A document this server has not seen: the run id is in its operation name.
@@ -250,7 +268,13 @@ const USER_EMAIL = 'query UserEmail($id: UUID!) { user(id: $id) { email } }';
 
 await check('urql: preferGetMethod: false (the README\'s setting) — a query POSTs and returns data', async () => {
   const log = [];
-  const client = new UrqlClient({ url, exchanges: [fetchExchange], preferGetMethod: false, fetch: recordingFetch(log) });
+  const client = new UrqlClient({
+    url,
+    exchanges: [fetchExchange],
+    preferGetMethod: false,
+    fetchOptions: { headers: asAdmin }, // it reads `email`
+    fetch: recordingFetch(log),
+  });
   const result = await client.query(urqlGql(USER_EMAIL), { id: author.id }).toPromise();
   assert(!result.error, `error: ${result.error?.message}`);
   assert(result.data?.user?.email === author.email, `returned ${json(result.data)}`);
@@ -275,7 +299,7 @@ await check('urql: its default (GET, no preflight header) is refused with 400', 
 await check('graphql-request: batchRequests — [createUser(e), userByEmail(e)] in one POST of a JSON array', async () => {
   const email = `batch-${run}@example.com`;
   const log = [];
-  const client = new GraphQLClient(url, { fetch: recordingFetch(log) });
+  const client = new GraphQLClient(url, { headers: asAdmin, fetch: recordingFetch(log) });
   const results = await client.batchRequests([
     {
       document: requestGql`mutation ($email: String!) { createUser(input: { email: $email, name: "Batch" }) { id email } }`,
@@ -292,6 +316,92 @@ await check('graphql-request: batchRequests — [createUser(e), userByEmail(e)] 
   assert(created?.createUser?.email === email, `the first result is ${json(results[0])}`);
   assert(found?.userByEmail?.id === created.createUser.id, `the second result is ${json(results[1])}`);
   return `1 request, createUser → ${created.createUser.id}; userByEmail(upper case) → the same id`;
+});
+
+// --- bearer tokens, as the clients send them
+const USER_WITH_EMAIL = requestGql`query UserWithEmail($id: UUID!) { user(id: $id) { id email } }`;
+
+await check('graphql-request: with the admin token, user.email is the address', async () => {
+  const log = [];
+  const client = new GraphQLClient(url, { headers: asAdmin, fetch: recordingFetch(log) });
+  const { user } = await client.request(USER_WITH_EMAIL, { id: author.id });
+  assert(log.length === 1 && log[0].headers.authorization === asAdmin.authorization, `requests: ${json(log.map((e) => e.headers))}`);
+  assert(user?.id === author.id && user.email === author.email, `returned ${json(user)}`);
+  const { users } = await client.request(requestGql`{ users(first: 100) { nodes { email } } }`);
+  const missing = users.nodes.filter((node) => typeof node.email !== 'string');
+  assert(users.nodes.length > 0 && missing.length === 0, `${missing.length} of ${users.nodes.length} users have no email for an admin`);
+  return `user.email = ${user.email}; every one of the ${users.nodes.length} users has its email`;
+});
+
+await check('graphql-request: anonymous (no Authorization) — email null, me null, createPost FORBIDDEN', async () => {
+  const log = [];
+  const client = new GraphQLClient(url, { fetch: recordingFetch(log) });
+  const { user } = await client.request(USER_WITH_EMAIL, { id: author.id });
+  assert(user?.id === author.id && user.email === null, `an anonymous caller got ${json(user)}`);
+  const { me } = await client.request(requestGql`{ me { id } }`);
+  assert(me === null, `me is ${json(me)} without a token`);
+  let code;
+  try {
+    await client.request(requestGql`mutation ($a: UUID!) { createPost(input: { authorId: $a, title: "Anonymous" }) { id } }`, { a: author.id });
+    throw new CheckFailed('an anonymous createPost did not throw');
+  } catch (error) {
+    if (error instanceof CheckFailed) throw error;
+    assert(error instanceof ClientError, `not a ClientError: ${error?.name}: ${error?.message}`);
+    code = error.response.errors?.[0]?.extensions?.code;
+    assert(error.response.status === 200 && code === 'FORBIDDEN', `an anonymous createPost gave ${error.response.status} ${json(error.response.errors)}`);
+  }
+  assert(log.every((entry) => !('authorization' in entry.headers)), `a request carried a token: ${json(log.map((e) => e.headers))}`);
+  const { user: after } = await post('query ($id: UUID!) { user(id: $id) { posts(first: 100) { totalCount } } }', { id: author.id });
+  assert(after.posts.totalCount === POSTS, `the author has ${after.posts.totalCount} posts after the refused createPost, not ${POSTS}`);
+  return `user.email = null, me = null, createPost → ${code} (nothing written)`;
+});
+
+// Tokens the server must refuse: not a JWT, and the admin's token with its signature altered.
+const tampered = (() => {
+  const token = process.env.QUILL_ADMIN_TOKEN;
+  const signature = token.slice(token.lastIndexOf('.') + 1);
+  return `${token.slice(0, token.lastIndexOf('.') + 1)}${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`;
+})();
+
+await check('graphql-request: a bad token is HTTP 401 UNAUTHENTICATED with a Bearer challenge (ClientError)', async () => {
+  const seen = [];
+  for (const token of ['not-a-jwt', tampered]) {
+    const client = new GraphQLClient(url, { headers: { authorization: `Bearer ${token}` } });
+    try {
+      await client.request(USER_WITH_EMAIL, { id: author.id });
+      throw new CheckFailed(`a request with the token ${token.slice(0, 20)}… did not throw`);
+    } catch (error) {
+      if (error instanceof CheckFailed) throw error;
+      assert(error instanceof ClientError, `not a ClientError: ${error?.name}: ${error?.message}`);
+      const { status, errors, headers, data } = error.response;
+      const code = errors?.[0]?.extensions?.code;
+      assert(status === 401 && code === 'UNAUTHENTICATED', `got ${status} ${json(errors)}`);
+      assert(data === undefined, `a refused request carried data: ${json(data)}`);
+      const challenge = headers?.get?.('www-authenticate') ?? '';
+      assert(/^Bearer\b/.test(challenge), `WWW-Authenticate is ${json(challenge)}`);
+      seen.push(`${status} ${code} "${errors[0].message}"`);
+    }
+  }
+  return seen.join('; ');
+});
+
+await check('Apollo Client: a bad token rejects with a ServerError (statusCode 401, code UNAUTHENTICATED)', async () => {
+  const client = new ApolloClient({
+    link: new HttpLink({ uri: url, headers: { authorization: `Bearer ${tampered}` } }),
+    cache: new InMemoryCache(),
+  });
+  try {
+    await client.query({ query: gql`query Refused($id: UUID!) { user(id: $id) { id email } }`, variables: { id: author.id } });
+    throw new CheckFailed('a query with a tampered token did not throw');
+  } catch (error) {
+    if (error instanceof CheckFailed) throw error;
+    assert(ServerError.is(error), `not a ServerError: ${error?.name}: ${error?.message}`);
+    assert(error.statusCode === 401, `statusCode ${error.statusCode}`);
+    const code = JSON.parse(error.bodyText).errors?.[0]?.extensions?.code;
+    assert(code === 'UNAUTHENTICATED', `the body is ${error.bodyText}`);
+    assert(/^Bearer\b/.test(error.response.headers.get('www-authenticate') ?? ''), 'no Bearer challenge');
+    return `ServerError ${error.statusCode}, body code ${code}`;
+  }
 });
 
 say('all checks passed');
