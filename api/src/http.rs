@@ -656,11 +656,8 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
 /// challenge, and nothing executed.
 fn unauthenticated(refusal: &TokenError) -> Response {
     let mut response = error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", refusal.message());
-    let challenge = format!(
-        "Bearer error=\"{}\", error_description=\"{}\"",
-        refusal.challenge_code(),
-        refusal.message()
-    );
+    let challenge =
+        format!("Bearer error=\"{}\", error_description=\"{}\"", refusal.challenge_code(), refusal.message());
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),

@@ -115,7 +115,9 @@ impl Jwks {
         for jwk in &set.keys {
             match self.key_of(jwk) {
                 Some(key) => usable.push((jwk.common.key_id.clone(), Arc::new(key))),
-                None => tracing::warn!(kid = ?jwk.common.key_id, "auth: a JWKS key that cannot verify signatures is ignored"),
+                None => {
+                    tracing::warn!(kid = ?jwk.common.key_id, "auth: a JWKS key that cannot verify signatures is ignored")
+                }
             }
         }
         if let [(_, key)] = usable.as_slice() {

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use axum::http::{HeaderMap, header};
 use uuid::Uuid;
 
-pub use self::token::{Claims, Signer, TokenError};
 use self::token::{Checks, KeySource, Verifier};
+pub use self::token::{Claims, Signer, TokenError};
 use crate::config::{AuthMode, Config};
 
 /// Who a request acts for, as its token says.

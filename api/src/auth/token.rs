@@ -63,8 +63,12 @@ impl KeySource {
             "AUTH_JWT_SECRET is {} bytes long: HS256 needs at least {MIN_SECRET_BYTES}",
             secret.len()
         );
-        let decoding = DecodingKey::from_secret(secret).map_err(|e| anyhow::anyhow!("AUTH_JWT_SECRET: {e}"))?;
-        Ok(Self::Secret(Arc::new(Key { decoding, validation: checks.apply(Validation::new(Algorithm::HS256)) })))
+        let decoding =
+            DecodingKey::from_secret(secret).map_err(|e| anyhow::anyhow!("AUTH_JWT_SECRET: {e}"))?;
+        Ok(Self::Secret(Arc::new(Key {
+            decoding,
+            validation: checks.apply(Validation::new(Algorithm::HS256)),
+        })))
     }
 
     pub async fn jwks(url: &str, checks: Checks) -> anyhow::Result<Self> {
@@ -198,7 +202,11 @@ enum ClaimPath {
 impl ClaimPath {
     fn parse(setting: &str) -> anyhow::Result<Self> {
         anyhow::ensure!(!setting.is_empty(), "a claim name may not be empty");
-        Ok(if setting.starts_with('/') { Self::Pointer(setting.to_owned()) } else { Self::Name(setting.to_owned()) })
+        Ok(if setting.starts_with('/') {
+            Self::Pointer(setting.to_owned())
+        } else {
+            Self::Name(setting.to_owned())
+        })
     }
 
     fn get<'a>(&self, claims: &'a Value) -> Option<&'a Value> {

@@ -73,7 +73,9 @@ pub fn new_post_author(caller: Caller, requested: Option<Uuid>) -> Result<Uuid, 
         (Caller::Admin(me) | Caller::User(me), None) => Ok(me),
         (Caller::User(me), Some(author)) if author == me => Ok(me),
         (Caller::User(_), Some(_)) => Err(ApiError::forbidden("a user may post only as themselves")),
-        (Caller::Unchecked, None) => Err(ApiError::bad_input("`authorId` is required when no one is signed in")),
+        (Caller::Unchecked, None) => {
+            Err(ApiError::bad_input("`authorId` is required when no one is signed in"))
+        }
         (Caller::Anonymous, _) => Err(ApiError::forbidden("sign in to post: send a bearer token")),
     }
 }
@@ -97,7 +99,9 @@ pub fn email_lookup(caller: Caller) -> Result<EmailLookup, ApiError> {
     match caller {
         Caller::Admin(_) | Caller::Unchecked => Ok(EmailLookup::Anyone),
         Caller::User(me) => Ok(EmailLookup::Own(me)),
-        Caller::Anonymous => Err(ApiError::forbidden("sign in to look a user up by email: send a bearer token")),
+        Caller::Anonymous => {
+            Err(ApiError::forbidden("sign in to look a user up by email: send a bearer token"))
+        }
     }
 }
 

@@ -6,9 +6,7 @@ use api::config::TokenRole;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{
-    Backend, CacheKind, TestApp, error_codes, id_at, spawn_app, spawn_app_with, use_cache,
-};
+use crate::helpers::{Backend, CacheKind, TestApp, error_codes, id_at, spawn_app, spawn_app_with, use_cache};
 
 crate::backend_tests!(
     anonymous_callers_read_users_posts_and_profiles_without_emails,
@@ -111,12 +109,24 @@ async fn anonymous_callers_change_nothing(backend: Backend) {
 
     for (mutation, variables) in [
         ("mutation { createUser(input: { email: \"eve@example.com\" }) { id } }", json!({})),
-        ("mutation($id: UUID!) { updateUser(id: $id, input: { name: \"Eve\" }) { id } }", json!({ "id": w.alice })),
-        ("mutation($id: UUID!) { updateUser(id: $id, input: { profile: { bio: \"x\" } }) { id } }", json!({ "id": w.bob })),
+        (
+            "mutation($id: UUID!) { updateUser(id: $id, input: { name: \"Eve\" }) { id } }",
+            json!({ "id": w.alice }),
+        ),
+        (
+            "mutation($id: UUID!) { updateUser(id: $id, input: { profile: { bio: \"x\" } }) { id } }",
+            json!({ "id": w.bob }),
+        ),
         ("mutation($id: UUID!) { deleteUser(id: $id) }", json!({ "id": w.alice })),
         ("mutation { createPost(input: { title: \"Spam\" }) { id } }", json!({})),
-        ("mutation($a: UUID!) { createPost(input: { authorId: $a, title: \"Spam\" }) { id } }", json!({ "a": w.alice })),
-        ("mutation($id: UUID!) { updatePost(id: $id, input: { title: \"Spam\" }) { id } }", json!({ "id": w.alice_post })),
+        (
+            "mutation($a: UUID!) { createPost(input: { authorId: $a, title: \"Spam\" }) { id } }",
+            json!({ "a": w.alice }),
+        ),
+        (
+            "mutation($id: UUID!) { updatePost(id: $id, input: { title: \"Spam\" }) { id } }",
+            json!({ "id": w.alice_post }),
+        ),
         ("mutation($id: UUID!) { deletePost(id: $id) }", json!({ "id": w.bob_post })),
         ("mutation($id: UUID!) { deletePost(id: $id) }", json!({ "id": Uuid::now_v7() })),
     ] {
@@ -178,11 +188,21 @@ async fn a_user_changes_themselves_and_no_one_else(backend: Backend) {
     let own = w.app.graphql_as(Some(&w.alice_token), update, json!({ "id": w.alice })).await;
     let before = snapshot(&w.app).await;
     let other = w.app.graphql_as(Some(&w.alice_token), update, json!({ "id": w.bob })).await;
-    let delete_other =
-        w.app.graphql_as(Some(&w.alice_token), "mutation($id: UUID!) { deleteUser(id: $id) }", json!({ "id": w.bob })).await;
+    let delete_other = w
+        .app
+        .graphql_as(
+            Some(&w.alice_token),
+            "mutation($id: UUID!) { deleteUser(id: $id) }",
+            json!({ "id": w.bob }),
+        )
+        .await;
     let create = w
         .app
-        .graphql_as(Some(&w.alice_token), "mutation { createUser(input: { email: \"new@example.com\" }) { id } }", json!({}))
+        .graphql_as(
+            Some(&w.alice_token),
+            "mutation { createUser(input: { email: \"new@example.com\" }) { id } }",
+            json!({}),
+        )
         .await;
 
     assert_eq!(
@@ -194,8 +214,14 @@ async fn a_user_changes_themselves_and_no_one_else(backend: Backend) {
     assert_forbidden(&create);
     assert_eq!(snapshot(&w.app).await, before);
 
-    let deleted =
-        w.app.graphql_as(Some(&w.alice_token), "mutation($id: UUID!) { deleteUser(id: $id) }", json!({ "id": w.alice })).await;
+    let deleted = w
+        .app
+        .graphql_as(
+            Some(&w.alice_token),
+            "mutation($id: UUID!) { deleteUser(id: $id) }",
+            json!({ "id": w.alice }),
+        )
+        .await;
     assert_eq!(deleted["data"]["deleteUser"], json!(w.alice.to_string()), "{deleted}");
     assert_eq!(w.app.rows("users").await, 1);
 }
@@ -224,7 +250,8 @@ async fn a_user_changes_and_deletes_only_their_own_posts(backend: Backend) {
 
 async fn a_user_posts_only_as_themselves(backend: Backend) {
     let w = world(spawn_app(backend).await).await;
-    let create = "mutation($a: UUID) { createPost(input: { authorId: $a, title: \"Mine\" }) { author { id } } }";
+    let create =
+        "mutation($a: UUID) { createPost(input: { authorId: $a, title: \"Mine\" }) { author { id } } }";
 
     let implicit = w.app.graphql_as(Some(&w.alice_token), create, json!({})).await;
     let explicit = w.app.graphql_as(Some(&w.alice_token), create, json!({ "a": w.alice })).await;
@@ -244,7 +271,11 @@ async fn an_admin_does_everything_and_sees_every_email(backend: Backend) {
     let emails = w.app.graphql_as(Some(&admin), "{ users { nodes { email } } }", json!({})).await;
     let created = w
         .app
-        .graphql_as(Some(&admin), "mutation { createUser(input: { email: \"carol@example.com\" }) { email } }", json!({}))
+        .graphql_as(
+            Some(&admin),
+            "mutation { createUser(input: { email: \"carol@example.com\" }) { email } }",
+            json!({}),
+        )
         .await;
     let for_bob = w
         .app
@@ -256,16 +287,28 @@ async fn an_admin_does_everything_and_sees_every_email(backend: Backend) {
         .await;
     let renamed = w
         .app
-        .graphql_as(Some(&admin), "mutation($id: UUID!) { updateUser(id: $id, input: { name: \"B.\" }) { name } }", json!({ "id": w.bob }))
+        .graphql_as(
+            Some(&admin),
+            "mutation($id: UUID!) { updateUser(id: $id, input: { name: \"B.\" }) { name } }",
+            json!({ "id": w.bob }),
+        )
         .await;
     let edited = w
         .app
-        .graphql_as(Some(&admin), "mutation($id: UUID!) { updatePost(id: $id, input: { title: \"T\" }) { title } }", json!({ "id": w.alice_post }))
+        .graphql_as(
+            Some(&admin),
+            "mutation($id: UUID!) { updatePost(id: $id, input: { title: \"T\" }) { title } }",
+            json!({ "id": w.alice_post }),
+        )
         .await;
-    let post_deleted =
-        w.app.graphql_as(Some(&admin), "mutation($id: UUID!) { deletePost(id: $id) }", json!({ "id": w.bob_post })).await;
-    let user_deleted =
-        w.app.graphql_as(Some(&admin), "mutation($id: UUID!) { deleteUser(id: $id) }", json!({ "id": w.alice })).await;
+    let post_deleted = w
+        .app
+        .graphql_as(Some(&admin), "mutation($id: UUID!) { deletePost(id: $id) }", json!({ "id": w.bob_post }))
+        .await;
+    let user_deleted = w
+        .app
+        .graphql_as(Some(&admin), "mutation($id: UUID!) { deleteUser(id: $id) }", json!({ "id": w.alice }))
+        .await;
 
     assert_eq!(
         emails["data"]["users"]["nodes"],
@@ -290,7 +333,10 @@ async fn user_by_email_finds_only_the_callers_own_address_unless_admin(backend: 
     let anonymous = w.app.graphql_as(None, find, json!({ "e": "bob@example.com" })).await;
     let admin = w.app.graphql(find, json!({ "e": "bob@example.com" })).await;
 
-    assert_eq!(own["data"]["userByEmail"], json!({ "id": w.alice.to_string(), "email": "alice@example.com" }));
+    assert_eq!(
+        own["data"]["userByEmail"],
+        json!({ "id": w.alice.to_string(), "email": "alice@example.com" })
+    );
     // An address with an account and one without get the same answer: no oracle.
     assert_forbidden(&someone_else);
     assert_forbidden(&no_one);
@@ -305,14 +351,29 @@ async fn a_token_outliving_its_user_changes_nothing(backend: Backend) {
     let before = snapshot(&w.app).await;
 
     let me = w.app.graphql_as(Some(&w.alice_token), "{ me { id } }", json!({})).await;
-    let post = w.app.graphql_as(Some(&w.alice_token), "mutation { createPost(input: { title: \"Ghost\" }) { id } }", json!({})).await;
+    let post = w
+        .app
+        .graphql_as(
+            Some(&w.alice_token),
+            "mutation { createPost(input: { title: \"Ghost\" }) { id } }",
+            json!({}),
+        )
+        .await;
     let rename = w
         .app
-        .graphql_as(Some(&w.alice_token), "mutation($id: UUID!) { updateUser(id: $id, input: { name: \"Ghost\" }) { id } }", json!({ "id": w.alice }))
+        .graphql_as(
+            Some(&w.alice_token),
+            "mutation($id: UUID!) { updateUser(id: $id, input: { name: \"Ghost\" }) { id } }",
+            json!({ "id": w.alice }),
+        )
         .await;
     let others = w
         .app
-        .graphql_as(Some(&w.alice_token), "mutation($id: UUID!) { deletePost(id: $id) }", json!({ "id": w.bob_post }))
+        .graphql_as(
+            Some(&w.alice_token),
+            "mutation($id: UUID!) { deletePost(id: $id) }",
+            json!({ "id": w.bob_post }),
+        )
         .await;
 
     assert_eq!(me, json!({ "data": { "me": null } }));
@@ -349,8 +410,14 @@ async fn an_admin_warming_the_cache_shows_no_one_else_an_email(backend: Backend,
     let anonymous = w.app.graphql_as(None, read, ids.clone()).await;
     let bob = w.app.graphql_as(Some(&w.bob_token), read, ids.clone()).await;
 
-    assert_eq!(warmed["data"], json!({ "a": { "email": "alice@example.com" }, "b": { "email": "bob@example.com" } }));
-    assert!(w.app.counter("cache_hits_total").await > hits_before, "the reads after the admin's came from the cache");
+    assert_eq!(
+        warmed["data"],
+        json!({ "a": { "email": "alice@example.com" }, "b": { "email": "bob@example.com" } })
+    );
+    assert!(
+        w.app.counter("cache_hits_total").await > hits_before,
+        "the reads after the admin's came from the cache"
+    );
     assert_eq!(anonymous["data"], json!({ "a": { "email": null }, "b": { "email": null } }));
     assert_eq!(bob["data"], json!({ "a": { "email": null }, "b": { "email": "bob@example.com" } }));
 }

@@ -384,8 +384,10 @@ fn token_attempts(user: &str) -> Vec<Attempt> {
     }
     headers.push(format!("Bearer {}", "a".repeat(6000)).into_bytes());
     headers.push(b"Bearer \xff\xfe.\x80.\x81".to_vec());
-    let mut all: Vec<Attempt> =
-        headers.into_iter().map(|authorization| Attempt::Authorized { authorization, body: delete.clone() }).collect();
+    let mut all: Vec<Attempt> = headers
+        .into_iter()
+        .map(|authorization| Attempt::Authorized { authorization, body: delete.clone() })
+        .collect();
     for mutation in [
         format!(r#"mutation {{ deleteUser(id: "{user}") }}"#),
         format!(r#"mutation {{ updateUser(id: "{user}", input: {{ name: "Eve" }}) {{ id }} }}"#),

@@ -39,7 +39,8 @@ fn good_claims() -> Value {
 }
 
 fn hs256(claims: &Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret).unwrap()).unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret).unwrap())
+        .unwrap()
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -48,7 +49,12 @@ fn b64(bytes: &[u8]) -> String {
 
 /// A token with its parts written out, signature and all.
 fn forged(header: &Value, claims: &Value, signature: &[u8]) -> String {
-    format!("{}.{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()), b64(signature))
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(signature)
+    )
 }
 
 /// POSTs a mutation with this `Authorization` header and returns (status, challenge, body).
@@ -62,8 +68,11 @@ async fn attempt(app: &TestApp, authorization: &str) -> (u16, String, Value) {
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let challenge =
-        response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     (status, challenge, response.json().await.unwrap())
 }
 
@@ -90,12 +99,28 @@ async fn every_bad_token_is_refused_with_401_and_runs_nothing() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("expired", format!("Bearer {}", with(&|c| c["exp"] = json!(now() - 120))), "expired"),
         ("not yet valid", format!("Bearer {}", with(&|c| c["nbf"] = json!(now() + 120))), "not valid yet"),
-        ("no expiry", format!("Bearer {}", with(&|c| drop(c.as_object_mut().unwrap().remove("exp")))), "no expiry"),
-        ("wrong issuer", format!("Bearer {}", with(&|c| c["iss"] = json!("https://evil.example/"))), "issuer"),
-        ("no issuer", format!("Bearer {}", with(&|c| drop(c.as_object_mut().unwrap().remove("iss")))), "issuer"),
+        (
+            "no expiry",
+            format!("Bearer {}", with(&|c| drop(c.as_object_mut().unwrap().remove("exp")))),
+            "no expiry",
+        ),
+        (
+            "wrong issuer",
+            format!("Bearer {}", with(&|c| c["iss"] = json!("https://evil.example/"))),
+            "issuer",
+        ),
+        (
+            "no issuer",
+            format!("Bearer {}", with(&|c| drop(c.as_object_mut().unwrap().remove("iss")))),
+            "issuer",
+        ),
         ("wrong audience", format!("Bearer {}", with(&|c| c["aud"] = json!("someone-else"))), "audience"),
         ("tampered payload", format!("Bearer {tampered}"), "signature"),
-        ("another secret", format!("Bearer {}", hs256(&good_claims(), b"another-secret-another-secret-another-secret")), "signature"),
+        (
+            "another secret",
+            format!("Bearer {}", hs256(&good_claims(), b"another-secret-another-secret-another-secret")),
+            "signature",
+        ),
         (
             "alg: none",
             format!("Bearer {}", forged(&json!({ "alg": "none", "typ": "JWT" }), &good_claims(), b"")),
@@ -204,7 +229,11 @@ struct TestKey {
 
 impl TestKey {
     fn rsa(kid: &'static str, pem: &str) -> Self {
-        Self { kid, algorithm: Algorithm::RS256, encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap() }
+        Self {
+            kid,
+            algorithm: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        }
     }
 
     fn ec(kid: &'static str, pem: &str) -> Self {
@@ -257,7 +286,11 @@ async fn keys_come_from_a_jwks_by_kid_and_a_rotation_is_picked_up() {
     assert_eq!(status_with(&app, &rsa_a.sign(&claims)).await, 200, "RS256 by kid");
     assert_eq!(status_with(&app, &ec.sign(&claims)).await, 200, "ES256 by kid");
     assert_eq!(status_with(&app, &confused).await, 401, "HS256 with the RSA public key as secret");
-    assert_eq!(status_with(&app, &hs256(&claims, TEST_SECRET.as_bytes())).await, 401, "HS256 with no secret configured");
+    assert_eq!(
+        status_with(&app, &hs256(&claims, TEST_SECRET.as_bytes())).await,
+        401,
+        "HS256 with no secret configured"
+    );
     assert_eq!(keys.reads.load(Ordering::SeqCst), reads_at_start, "known keys cost no read");
 
     // The provider rotates: rsa-b replaces rsa-a. A token naming rsa-b makes Quill read
@@ -288,7 +321,11 @@ async fn a_jwks_file_is_read_from_a_file_url() {
     })
     .await;
 
-    assert_eq!(status_with(&app, &ec.sign(&json!({ "sub": Uuid::now_v7(), "role": "admin", "exp": now() + 60 }))).await, 200);
+    assert_eq!(
+        status_with(&app, &ec.sign(&json!({ "sub": Uuid::now_v7(), "role": "admin", "exp": now() + 60 })))
+            .await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -359,7 +396,10 @@ async fn the_embedded_default_keeps_a_development_secret_beside_its_database() {
     let secret = std::fs::read_to_string(&secret_path).expect("a secret beside the database");
     drop(first);
     let second = api::startup::Application::build(&config).await.expect("starts again");
-    let token = api::auth::signer(&config).unwrap().sign(Uuid::now_v7(), TokenRole::Admin, std::time::Duration::from_secs(60)).unwrap();
+    let token = api::auth::signer(&config)
+        .unwrap()
+        .sign(Uuid::now_v7(), TokenRole::Admin, std::time::Duration::from_secs(60))
+        .unwrap();
 
     assert!(secret.len() >= 32, "{secret}");
     assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), secret, "the second start reused it");
