@@ -35,8 +35,9 @@ export const CreatePostDocument = graphql(`
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 
 // The scalars travel as strings (the README's `scalars: { UUID: "string", DateTime: "string" }`):
-// UUID in an input type and in variables,
-export const authorIdInputIsString: Equals<CreatePostInput['authorId'], string> = true;
+// UUID in an input type (`authorId`, optional: the caller writes the post when it is omitted)
+// and in variables,
+export const authorIdInputIsString: Equals<CreatePostInput['authorId'], string | null | undefined> = true;
 export const idVariableIsString: Equals<UserPostsQueryVariables['id'], string> = true;
 // UUID and DateTime in an operation's result.
 type PostNode = NonNullable<UserPostsQuery['user']>['posts']['nodes'][number];
@@ -44,11 +45,14 @@ export const postIdIsString: Equals<PostNode['id'], string> = true;
 export const createdAtIsString: Equals<PostNode['createdAt'], string> = true;
 export const contentIsNullable: Equals<PostNode['content'], string | null> = true;
 export const authorIdIsString: Equals<CreatePostMutation['createPost']['author']['id'], string> = true;
+// `email` is private (the user themselves and admins see it; anyone else gets null).
+export const emailIsNullable: Equals<NonNullable<UserPostsQuery['user']>['email'], string | null> = true;
 const someId: string = 'c5c3a1e0-0000-4000-8000-000000000000';
 
 // Variables as the schema requires them.
 export const firstPage: UserPostsQueryVariables = { id: someId, first: 2 };
 export const newPost: CreatePostMutationVariables = { input: { authorId: someId, title: 'Notes' } };
+export const newPostAsCaller: CreatePostMutationVariables = { input: { title: 'Notes' } };
 // @ts-expect-error CreatePostInput.title is String!: an input without it must not compile.
 export const noTitle: CreatePostMutationVariables = { input: { authorId: someId } };
 
