@@ -5,7 +5,10 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -27,6 +30,8 @@ pub(super) struct Jwks {
     source: Source,
     checks: Checks,
     keys: RwLock<Arc<KeySet>>,
+    /// How many times the document has been read again since start.
+    generation: AtomicU64,
     /// When the document was last read; held while reading, so one read runs at a time.
     last_read: tokio::sync::Mutex<Instant>,
 }
@@ -62,6 +67,7 @@ impl Jwks {
             source,
             checks,
             keys: RwLock::default(),
+            generation: AtomicU64::new(0),
             // The first unknown `kid` after start may read the document again at once.
             last_read: tokio::sync::Mutex::new(
                 Instant::now().checked_sub(REREAD_AFTER).unwrap_or_else(Instant::now),
@@ -92,11 +98,18 @@ impl Jwks {
                 Ok(keys) => {
                     tracing::info!(keys = keys.by_kid.len(), "auth: key set read again");
                     *self.keys.write().expect("the key set lock is never poisoned") = Arc::new(keys);
+                    self.generation.fetch_add(1, Ordering::Release);
                 }
                 Err(error) => tracing::warn!(error = format!("{error:#}"), "auth: cannot read the key set"),
             }
         }
         self.current().by_kid.get(kid).cloned().ok_or(TokenError::Invalid("the token's key (kid) is unknown"))
+    }
+
+    /// Changes each time the document is read again, so what was verified with a key
+    /// since retired is verified again.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn current(&self) -> Arc<KeySet> {

@@ -4,7 +4,7 @@
 //! an EC key: the ES algorithm of its curve), so a token can never choose how it is
 //! checked: no `none`, no RSA public key used as an HMAC secret.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::Serialize;
@@ -120,17 +120,43 @@ impl Checks {
     }
 }
 
+/// Most verified tokens remembered, and the longest any is remembered.
+const VERIFIED_CAPACITY: u64 = 10_000;
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
+/// Longer tokens are verified every time rather than remembered.
+const LONGEST_REMEMBERED: usize = 4096;
+
+/// A token that verified: who it speaks for, until when, under which key set.
+#[derive(Clone, Copy)]
+struct Verified {
+    caller: Caller,
+    /// `exp` plus the leeway, in seconds since the epoch.
+    good_until: u64,
+    /// The key set's generation it was verified under.
+    generation: u64,
+}
+
 /// Verifies tokens against the configured keys and claims.
 pub(super) struct Verifier {
     keys: KeySource,
     subject: ClaimPath,
     role: ClaimPath,
+    leeway: u64,
+    /// Tokens already verified, by their exact text: a client sends the same token with
+    /// every request, and checking a signature costs more than the rest of a small query
+    /// (a token is still refused from the second after its `exp` plus the leeway).
+    verified: moka::sync::Cache<String, Verified>,
 }
 
 impl Verifier {
     pub fn new(keys: KeySource, config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
             keys,
+            leeway: config.auth_leeway_secs,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_live(VERIFIED_FOR)
+                .build(),
             subject: ClaimPath::parse(&config.auth_subject_claim)?,
             role: ClaimPath::parse(&config.auth_role_claim)?,
         })
@@ -138,6 +164,31 @@ impl Verifier {
 
     /// The caller a token speaks for, or why it is refused.
     pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let generation = self.generation();
+        if let Some(verified) = self.verified.get(token)
+            && verified.generation == generation
+            && jsonwebtoken::get_current_timestamp() <= verified.good_until
+        {
+            return Ok(verified.caller);
+        }
+        let (caller, exp) = self.check(token).await?;
+        if token.len() <= LONGEST_REMEMBERED {
+            let good_until = exp.saturating_add(self.leeway);
+            self.verified.insert(token.to_owned(), Verified { caller, good_until, generation });
+        }
+        Ok(caller)
+    }
+
+    /// Which key set tokens are verified under now: verdicts of an earlier one are void.
+    fn generation(&self) -> u64 {
+        match &self.keys {
+            KeySource::Secret(_) => 0,
+            KeySource::Jwks(jwks) => jwks.generation(),
+        }
+    }
+
+    /// Verifies a token in full: its caller and its `exp`.
+    async fn check(&self, token: &str) -> Result<(Caller, u64), TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid("the token is not a JWT with a supported algorithm"))?;
         let key = match &self.keys {
@@ -153,10 +204,13 @@ impl Verifier {
             .and_then(Value::as_str)
             .and_then(|sub| Uuid::parse_str(sub).ok())
             .ok_or(TokenError::Invalid("the token's subject is not a user id"))?;
-        match role(self.role.get(&claims))? {
-            TokenRole::User => Ok(Caller::User(id)),
-            TokenRole::Admin => Ok(Caller::Admin(id)),
-        }
+        // Present and a number: the validation requires it.
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or_default();
+        let caller = match role(self.role.get(&claims))? {
+            TokenRole::User => Caller::User(id),
+            TokenRole::Admin => Caller::Admin(id),
+        };
+        Ok((caller, exp))
     }
 }
 

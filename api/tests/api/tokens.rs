@@ -439,3 +439,18 @@ async fn api_token_prints_a_token_for_a_user_named_by_email() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(body["data"]["me"], json!({ "id": id.to_string(), "email": "ada@example.com" }));
 }
+
+#[tokio::test]
+async fn a_token_accepted_before_is_refused_once_it_expires() {
+    let app = spawn_app_with(Backend::Sqlite, |config| config.auth_leeway_secs = 0).await;
+    let claims = json!({ "sub": Uuid::now_v7(), "role": "admin", "exp": now() + 2 });
+    let token = hs256(&claims, TEST_SECRET.as_bytes());
+
+    let before = status_with(&app, &token).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let after = attempt(&app, &format!("Bearer {token}")).await;
+
+    assert_eq!(before, 200);
+    assert_eq!(after.0, 401, "{}", after.2);
+    assert!(after.2["errors"][0]["message"].as_str().unwrap().contains("expired"), "{}", after.2);
+}
