@@ -10,6 +10,11 @@ sees meanwhile (the figures in the README's "Hardening" section):
 
 Run it through `bench/defences` (add `--quill-bin` to measure another build). It stays on
 127.0.0.1 and is bounded in time; it uses the standard library only.
+
+Quill gets a secret to verify bearer tokens with (it will not start on PostgreSQL without
+one). The overload's q1 is sent with an admin token minted by Quill's `token` command, as
+the benchmark sends it, so its answers hold the emails; the well-behaved client of the other
+scenarios reads anonymously.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import PG_ADMIN, REDIS_URL, ROOT, database_url, free_port, log, psql, run  # noqa: E402
+from harness import AUTH_JWT_SECRET, PG_ADMIN, REDIS_URL, ROOT, database_url, free_port, load_server, log, psql, run  # noqa: E402
 
 DATABASE = "quill_defences"
 DATABASE_URL = database_url(DATABASE) + "?sslmode=disable"
@@ -35,13 +40,22 @@ Q2 = "{ users(first: 1) { nodes { id email } } }"
 PARTIAL_HEAD = b"POST /graphql HTTP/1.1\r\nHost: quill\r\nContent-Type: application/json\r\n"
 
 
-def graphql_request(query: str) -> bytes:
+def graphql_request(query: str, token: str | None = None) -> bytes:
     body = json.dumps({"query": query}).encode()
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
     head = (
         "POST /graphql HTTP/1.1\r\nHost: quill\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{authorization}Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+def admin_token(binary: str) -> str:
+    """An admin's token from the binary's `token` command (bench/quill.json's), for Quill's secret."""
+    fill = {"<QUILL_BIN>": binary, "<ROLE>": "admin", "<TTL>": "1h"}
+    command = [fill.get(part, part) for part in load_server("quill").spec["token"]]
+    env = {**os.environ, "DATABASE_URL": DATABASE_URL, "AUTH_JWT_SECRET": AUTH_JWT_SECRET}
+    return run(command, env=env, capture_output=True, text=True).stdout.strip()
 
 
 class Quill:
@@ -61,6 +75,7 @@ class Quill:
                 "REDIS_URL": REDIS_URL,
                 "CACHE_PREFIX": "quill-defences",
                 "RUST_LOG": "warn",
+                "AUTH_JWT_SECRET": AUTH_JWT_SECRET,
                 "BIND_ADDR": f"127.0.0.1:{self.port}",
                 **env,
             },
@@ -235,14 +250,21 @@ async def fd_flood(binary: str, descriptors: int, connections: int) -> None:
 
 
 async def overload(binary: str, connections: int, seconds: float) -> None:
+    request = graphql_request(Q1, admin_token(binary))
     quill = Quill(binary, {})
     await quill.ready()
+    # The token is accepted (a refused one would be a 401 under "other answers").
+    first = Client(quill.port)
+    status, _ = await first.send(request)
+    first.close()
+    if status != 200:
+        quill.stop()
+        raise SystemExit(f"overload: q1 with the admin token answered {status}, not 200")
     admitted: list[float] = []
     shed: list[float] = []
     other: dict[int, int] = {}
     health: list[float] = []
     deadline = time.perf_counter() + seconds
-    request = graphql_request(Q1)
 
     async def worker() -> None:
         client = Client(quill.port)

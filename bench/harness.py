@@ -3,6 +3,14 @@
 
 Run it through `bench/run` (see BENCHMARKS.md). Everything stays on this machine: the
 servers bind to 127.0.0.1, wrk and pgbench talk to them there, every run is bounded.
+
+Quill authenticates bearer tokens and will not start on PostgreSQL without a key: it gets
+`AUTH_JWT_SECRET`, a secret made for each run. A query of `quill.json` with `"auth": <role>`
+is sent with `Authorization: Bearer <token>`, the token minted by Quill's own `token`
+command (`quill.json`'s "token"): admin for the queries that read `email` (so that every
+answer holds what the peers' do) and for q4's createPost; q2 goes without one and q2t is q2
+with a user's token, so the two side by side give the cost of verifying a token. The peers
+get no token and have no q2t.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -32,7 +41,11 @@ RESULTS = BENCH / "results"
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 DATABASE = "quill_bench"
-QUERIES = ["q1", "q1f", "q2", "q3_first", "q3", "q4", "q5"]
+QUERIES = ["q1", "q1f", "q2", "q2t", "q3_first", "q3", "q4", "q5"]
+# The secret Quill verifies tokens with (and `token` signs them with), new for each run.
+AUTH_JWT_SECRET = secrets.token_hex(32)
+# Tokens outlive the longest run (a full run is about 20 minutes, the soak 10 by default).
+TOKEN_TTL = "24h"
 # The soak's mix (run at once, a third of the connections each), and the window whose RSS
 # must hold still: every sample from the end of the first minute on within SOAK_LIMIT (max / min).
 SOAK_QUERIES = ["q1", "q1f", "q5"]
@@ -72,9 +85,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(url: str, body: dict, timeout: float = 10) -> dict:
+def post(url: str, body: dict, timeout: float = 10, headers: dict | None = None) -> dict:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
@@ -94,6 +107,15 @@ def count_keys(document, key: str) -> int:
     return 0
 
 
+def count_strings(document, key: str) -> int:
+    """How many `key`s hold a string (an email Quill hides is there, as null)."""
+    if isinstance(document, dict):
+        return sum((k == key and isinstance(v, str)) + count_strings(v, key) for k, v in document.items())
+    if isinstance(document, list):
+        return sum(count_strings(v, key) for v in document)
+    return 0
+
+
 @dataclass
 class Server:
     name: str
@@ -103,10 +125,41 @@ class Server:
     process: subprocess.Popen | None = None
     cursor_900: str | None = None
     log_file: object = None
+    # Bearer tokens by role, for the queries that name one ("auth").
+    tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/graphql"
+
+    def has(self, query: str) -> bool:
+        return query in self.spec["queries"]
+
+    def headers(self, query: str) -> dict:
+        """The HTTP headers a query is sent with: a bearer token when it names a role."""
+        role = self.spec["queries"][query].get("auth")
+        return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+
+    def environment(self, env: dict) -> dict:
+        """The process environment of the server and of its commands: the spec's "env"
+        with its placeholders filled."""
+        fill = {"<QUILL_BIN>": env["QUILL_BIN"], "<AUTH_JWT_SECRET>": AUTH_JWT_SECRET}
+        spec_env = {k: fill.get(v, v) for k, v in self.spec.get("env", {}).items()}
+        return {**os.environ, **env, **spec_env}
+
+    def mint_tokens(self, env: dict) -> None:
+        """One token per role the queries name, from the spec's "token" command."""
+        roles = sorted({q["auth"] for q in self.spec["queries"].values() if q.get("auth")})
+        if roles and "token" not in self.spec:
+            raise SystemExit(f"{self.name}: queries name roles {roles}, but the spec has no token command")
+        for role in roles:
+            fill = {"<QUILL_BIN>": env["QUILL_BIN"], "<ROLE>": role, "<TTL>": TOKEN_TTL}
+            command = [fill.get(part, part) for part in self.spec["token"]]
+            result = subprocess.run(command, cwd=self.directory, env=self.environment(env), capture_output=True, text=True)
+            token = result.stdout.strip()
+            if result.returncode or not re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", token):
+                raise SystemExit(f"{self.name}: `{' '.join(command)}` did not print a token:\n{result.stderr.strip()}")
+            self.tokens[role] = token
 
     def install(self) -> None:
         command = self.spec.get("install")
@@ -122,7 +175,7 @@ class Server:
     def start(self, env: dict) -> None:
         self.port = free_port()
         command = [part.replace("<QUILL_BIN>", env["QUILL_BIN"]) for part in self.spec["start"]]
-        process_env = {**os.environ, **env, **self.spec.get("env", {})}
+        process_env = self.environment(env)
         process_env.update(PORT=str(self.port), BIND_ADDR=f"127.0.0.1:{self.port}")
         self.log_file = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
@@ -191,23 +244,25 @@ def resolve_cursor(server: Server) -> None:
 
 def verify(server: Server, user_ids: list[str], ninth_hundred: str, title: str) -> None:
     """Every answer must be complete and error-free before it is timed."""
-    for query in QUERIES:
+    for query in filter(server.has, QUERIES):
         spec = server.spec["queries"][query]
         variables = substitute(spec["variables"], user_ids, server)
         if query == "q4":
             variables = {k: (title if v == "bench post" else v) for k, v in variables.items()}
-        body = post(server.url, {"query": spec["query"], "variables": variables})
+        body = post(server.url, {"query": spec["query"], "variables": variables}, headers=server.headers(query))
         problem = None
         if body.get("errors"):
             problem = f"errors: {body['errors']}"
-        elif query in ("q1", "q1f") and (count_keys(body, "title") != 500 or count_keys(body, "email") != 550):
-            problem = f"{count_keys(body, 'title')} titles, {count_keys(body, 'email')} emails (want 500, 550)"
+        elif query in ("q1", "q1f") and (count_keys(body, "title") != 500 or count_strings(body, "email") != 550):
+            problem = f"{count_keys(body, 'title')} titles, {count_strings(body, 'email')} emails (want 500, 550)"
         elif query == "q5" and (len(first_connection(body)["nodes"]) != 20 or count_keys(body, "title") != 100):
             problem = f"{len(first_connection(body)['nodes'])} users, {count_keys(body, 'title')} titles (want 20, 100)"
-        elif query == "q2" and count_keys(body, "email") != 1:
+        elif query in ("q2", "q2t") and count_keys(body, "email") != 1:
             problem = "no user"
-        elif query in ("q3", "q3_first") and count_keys(body, "email") != 20:
-            problem = f"{count_keys(body, 'email')} users (want 20)"
+        elif query == "q2t" and body != post(server.url, {"query": server.spec["queries"]["q2"]["query"], "variables": variables}):
+            problem = "the answer differs from q2's (the same query without a token)"
+        elif query in ("q3", "q3_first") and count_strings(body, "email") != 20:
+            problem = f"{count_strings(body, 'email')} users with an email (want 20)"
         elif query == "q3" and not all(i > ninth_hundred for i in ids_in(body)):
             problem = "the page after 900 users holds users of the first 900"
         if problem:
@@ -240,6 +295,7 @@ def lua_script(server: Server, query: str, user_ids: list[str], rate_per_connect
     if query == "q4":
         template = template.replace('"bench post"', json.dumps(title))
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in server.headers(query).items()]
     dynamic = "<USER_ID>" in template or "<NEW_UUID>" in template
     template = template.replace("<CURSOR_900>", server.cursor_900 or "")
     if not dynamic:
@@ -435,6 +491,7 @@ def start_server(server: Server, env: dict, user_ids: list[str]) -> None:
     """Install, start and verify one server."""
     server.install()
     server.start(env)
+    server.mint_tokens(env)
     resolve_cursor(server)
     verify(server, user_ids, user_ids[899], f"verify {server.name}")
     log(f"{server.name} answers every query completely on {server.url}")
@@ -580,7 +637,7 @@ def main() -> None:
             start_server(server, env, user_ids)
         for rep in range(args.reps):
             for query in queries:
-                for server in servers:
+                for server in filter(lambda s: s.has(query), servers):
                     log(f"rep {rep + 1}/{args.reps}: {server.name} {query}")
                     title = f"bench {server.name} {rep}"
                     result = measure(server, query, args, user_ids, title)
