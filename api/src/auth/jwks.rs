@@ -27,8 +27,11 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The keys of a JWKS document, by `kid`.
 pub(super) struct Jwks {
+    /// Where the document is read from.
     source: Source,
+    /// The claim checks each key's validation carries.
     checks: Checks,
+    /// The usable keys of the last good read.
     keys: RwLock<Arc<KeySet>>,
     /// How many times the document has been read again since start.
     generation: AtomicU64,
@@ -43,6 +46,7 @@ enum Source {
 
 #[derive(Default)]
 struct KeySet {
+    /// Every usable key that has a `kid`.
     by_kid: HashMap<String, Arc<Key>>,
     /// The document's one key, for tokens that name none.
     only: Option<Arc<Key>>,

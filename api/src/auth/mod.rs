@@ -46,7 +46,7 @@ impl Caller {
 /// Turns a request's `Authorization` header into a [`Caller`].
 #[derive(Clone)]
 pub struct Authenticator {
-    /// `None` when authentication is off.
+    /// `None` when authentication is off (`AUTH=off`).
     verifier: Option<Arc<Verifier>>,
 }
 

@@ -45,6 +45,7 @@ impl TokenError {
 
 /// One verification key and the only algorithms it may be used with.
 pub(super) struct Key {
+    /// The secret or public key itself.
     pub decoding: DecodingKey,
     /// The checks of every token this key verifies, its algorithms included.
     pub validation: Validation,
@@ -79,8 +80,11 @@ impl KeySource {
 /// The checks every token gets besides its signature, from the settings.
 #[derive(Clone)]
 pub(super) struct Checks {
+    /// `AUTH_ISSUER`: the one `iss` accepted.
     issuer: Option<String>,
+    /// `AUTH_AUDIENCE`: the `aud` a token must include.
     audience: Option<String>,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
     leeway: u64,
 }
 
@@ -138,9 +142,12 @@ struct Verified {
 
 /// Verifies tokens against the configured keys and claims.
 pub(super) struct Verifier {
+    /// The shared secret, or the provider's key set.
     keys: KeySource,
+    /// Where the claims carry the user id and the role.
     subject: ClaimPath,
     role: ClaimPath,
+    /// Seconds of clock skew allowed past `exp`.
     leeway: u64,
     /// Tokens already verified, by their exact text: a client sends the same token with
     /// every request, and checking a signature costs more than the rest of a small query
@@ -287,6 +294,7 @@ pub struct Claims {
 /// Signs HS256 tokens with the shared secret, with the configured issuer and audience.
 pub struct Signer {
     key: EncodingKey,
+    /// Written into each token, so the server that checks them accepts it.
     issuer: Option<String>,
     audience: Option<String>,
 }
