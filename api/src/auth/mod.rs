@@ -71,9 +71,29 @@ impl Authenticator {
         if values.next().is_some() {
             return Err(TokenError::Malformed("send one `Authorization` header, not several"));
         }
-        verifier.verify(bearer_token(value.as_bytes())?).await
+        let token = bearer_token(value.as_bytes())?;
+        match verifier.remembered(token) {
+            Some(caller) => Ok(caller),
+            // Boxed: verifying may read a key set over HTTP, a future far larger than the
+            // rest of a request's, which would otherwise be moved with every request's.
+            None => Box::pin(verifier.verify(token)).await,
+        }
     }
 }
+
+/// The bytes of RFC 6750's `b64token`: letters, digits and `-._~+/=`; a table, because
+/// every authenticated request checks each byte of its token.
+const TOKEN68: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] =
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        byte += 1;
+    }
+    table
+};
 
 /// The token of `Bearer <token>` (RFC 6750: the scheme in any case, the token in
 /// base64url characters with dots).
@@ -84,8 +104,7 @@ fn bearer_token(value: &[u8]) -> Result<&str, TokenError> {
         return Err(TokenError::Malformed("use `Authorization: Bearer <token>`"));
     }
     let token = token.trim_start();
-    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if token.is_empty() || !token.chars().all(token68) {
+    if token.is_empty() || !token.bytes().all(|b| TOKEN68[usize::from(b)]) {
         return Err(TokenError::Malformed("the bearer token is empty or holds characters a JWT never has"));
     }
     Ok(token)
