@@ -3,6 +3,7 @@
 
 pub mod codes;
 mod context;
+mod documents;
 mod limits;
 mod loader;
 mod mutation;

@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use super::{
     codes,
     context::Services,
+    documents::Documents,
     limits::{self, Limits},
     loader::{BatchQueue, Loaders},
     mutation::MutationRoot,
@@ -27,18 +28,25 @@ pub struct Executor {
     services: Services,
     /// The document limits the schema does not check itself.
     limits: Arc<Limits>,
+    /// Documents parsed and checked before, by their text.
+    documents: Documents,
 }
 
 impl Executor {
     /// The schema with `services` attached, ready to execute requests under `limits`.
     pub fn new(services: Services, limits: Limits) -> Self {
-        Self { schema: build_schema(services.clone(), &limits), services, limits: Arc::new(limits) }
+        Self {
+            schema: build_schema(services.clone(), &limits),
+            services,
+            limits: Arc::new(limits),
+            documents: Documents::new(),
+        }
     }
 
     /// Executes one request for `caller`: parse and count-check it, run it with a fresh
     /// set of loaders whose batches run in this request's task, code every error.
     pub async fn execute(&self, mut request: Request, caller: Caller) -> Response {
-        let mut response = match limits::prepare(&mut request, &self.limits) {
+        let mut response = match self.prepare(&mut request) {
             Ok(()) => {
                 // Made here and only here, so no request runs with loaders but no queue
                 // to drive their batches.
@@ -50,6 +58,25 @@ impl Executor {
         };
         tidy_errors(&mut response, &self.limits);
         response
+    }
+}
+
+impl Executor {
+    /// Leaves the request's document in it, parsed and checked against the limits: taken
+    /// from the documents seen before, or parsed, checked and kept.
+    fn prepare(&self, request: &mut Request) -> Result<(), async_graphql::ServerError> {
+        if let Some(document) = self.documents.get(&request.query) {
+            request.set_parsed_query(document);
+            return Ok(());
+        }
+        limits::prepare(request, &self.limits)?;
+        // The text is lent out while the parsed document is borrowed from the same request.
+        let text = std::mem::take(&mut request.query);
+        if let Ok(document) = request.parsed_query() {
+            self.documents.keep(&text, document);
+        }
+        request.query = text;
+        Ok(())
     }
 }
 

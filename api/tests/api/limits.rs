@@ -208,3 +208,29 @@ async fn a_long_chain_of_fragments_is_refused_and_the_server_lives() {
     assert_eq!(only_code(&body), "QUERY_TOO_COMPLEX", "{body}");
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_document_sent_again_is_refused_again_and_a_good_one_answered_the_same() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let aliases: String = (0..31).map(|i| format!("a{i}: __typename ")).collect();
+    let refused = format!("{{ {aliases} }}");
+    let good = "query($first: Int) { users(first: $first) { nodes { id } } __typename }";
+    app.create_user("ada@example.com").await;
+    app.create_user("bob@example.com").await;
+
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        bodies.push((
+            app.graphql(&refused, json!({})).await,
+            app.graphql(good, json!({ "first": 1 })).await,
+            app.graphql(good, json!({ "first": 2 })).await,
+        ));
+    }
+
+    for (refused, one, two) in &bodies {
+        assert_eq!(only_code(refused), "QUERY_TOO_COMPLEX", "{refused}");
+        assert_eq!(one["data"]["users"]["nodes"].as_array().map(Vec::len), Some(1), "{one}");
+        assert_eq!(two["data"]["users"]["nodes"].as_array().map(Vec::len), Some(2), "{two}");
+    }
+    assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "{bodies:?}");
+}
