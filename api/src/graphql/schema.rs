@@ -52,7 +52,9 @@ impl Executor {
                 // to drive their batches.
                 let queue = BatchQueue::new();
                 let loaders = Arc::new(Loaders::new(&self.services, &queue));
-                queue.run(self.schema.execute(request.data(loaders).data(caller))).await
+                // Boxed: async-graphql's execution is a future of several kilobytes, which
+                // every layer above would otherwise copy each time it moves its own.
+                Box::pin(queue.run(self.schema.execute(request.data(loaders).data(caller)))).await
             }
             Err(error) => Response::from_errors(vec![error]),
         };
