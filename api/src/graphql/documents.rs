@@ -6,9 +6,14 @@ use std::sync::Arc;
 
 use async_graphql::parser::types::ExecutableDocument;
 
-/// Most bytes of document text kept (each document counts its text twice: the text as
-/// the key, about as much again for its syntax tree).
+/// Most memory the kept documents may take, estimated from their text: a document's
+/// syntax tree takes some tens of bytes per byte of text (a `Positioned` node of a few
+/// hundred bytes for each field of a dozen characters), so 16 MB holds about 500 KB of
+/// documents, more than an app's whole set of operations. The least used go first, so
+/// a client sending a new document with every request only churns its own entries.
 const CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes of memory counted per byte of a document's text.
+const BYTES_PER_CHARACTER: usize = 32;
 
 /// Documents that parsed and passed the limits, by their exact text.
 #[derive(Clone)]
@@ -19,7 +24,9 @@ impl Documents {
         Self(
             moka::sync::Cache::builder()
                 .max_capacity(CAPACITY_BYTES)
-                .weigher(|text: &String, _| u32::try_from(text.len().saturating_mul(2)).unwrap_or(u32::MAX))
+                .weigher(|text: &String, _| {
+                    u32::try_from(text.len().saturating_mul(BYTES_PER_CHARACTER)).unwrap_or(u32::MAX)
+                })
                 .build(),
         )
     }
