@@ -37,7 +37,7 @@ impl Documents {
     }
 
     /// Keeps a document that parsed and passed the limits.
-    pub fn keep(&self, text: &str, document: &ExecutableDocument) {
-        self.0.insert(text.to_owned(), Arc::new(document.clone()));
+    pub fn keep(&self, text: String, document: &ExecutableDocument) {
+        self.0.insert(text, Arc::new(document.clone()));
     }
 }

@@ -61,9 +61,7 @@ impl Executor {
         tidy_errors(&mut response, &self.limits);
         response
     }
-}
 
-impl Executor {
     /// Leaves the request's document in it, parsed and checked against the limits: taken
     /// from the documents seen before, or parsed, checked and kept.
     fn prepare(&self, request: &mut Request) -> Result<(), async_graphql::ServerError> {
@@ -72,12 +70,10 @@ impl Executor {
             return Ok(());
         }
         limits::prepare(request, &self.limits)?;
-        // The text is lent out while the parsed document is borrowed from the same request.
-        let text = std::mem::take(&mut request.query);
+        let text = request.query.clone();
         if let Ok(document) = request.parsed_query() {
-            self.documents.keep(&text, document);
+            self.documents.keep(text, document);
         }
-        request.query = text;
         Ok(())
     }
 }

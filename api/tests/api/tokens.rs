@@ -454,3 +454,80 @@ async fn a_token_accepted_before_is_refused_once_it_expires() {
     assert_eq!(after.0, 401, "{}", after.2);
     assert!(after.2["errors"][0]["message"].as_str().unwrap().contains("expired"), "{}", after.2);
 }
+
+/// A change to a test server's settings.
+type Adjust = dyn Fn(&mut api::config::Config);
+
+#[tokio::test]
+async fn settings_that_cannot_verify_tokens_stop_the_server_at_start_with_one_line() {
+    let database = TestDatabase::create(&Backend::Sqlite).await;
+    let unreachable = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks.json", listener.local_addr().unwrap())
+    };
+    let empty_set = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(empty_set.path(), r#"{"keys": []}"#).unwrap();
+    let cases: Vec<(&str, Box<Adjust>, &str)> = vec![
+        (
+            "a short secret",
+            Box::new(|c| c.auth_jwt_secret = Some(api::config::Secret::new("short"))),
+            "at least 32",
+        ),
+        ("a secret and a JWKS", Box::new(|c| c.auth_jwks_url = Some("file:///x".to_owned())), "not both"),
+        (
+            "an unreachable JWKS",
+            Box::new(move |c| {
+                c.auth_jwt_secret = None;
+                c.auth_jwks_url = Some(unreachable.clone());
+            }),
+            "reading the keys at",
+        ),
+        (
+            "a JWKS without a usable key",
+            Box::new({
+                let url = format!("file://{}", empty_set.path().display());
+                move |c| {
+                    c.auth_jwt_secret = None;
+                    c.auth_jwks_url = Some(url.clone());
+                }
+            }),
+            "no usable signing key",
+        ),
+        (
+            "a JWKS URL of another scheme",
+            Box::new(|c| {
+                c.auth_jwt_secret = None;
+                c.auth_jwks_url = Some("ftp://auth.example/jwks.json".to_owned());
+            }),
+            "http://, https:// or file://",
+        ),
+    ];
+
+    for (case, adjust, says) in cases {
+        let mut config = test_config(database.url());
+        adjust(&mut config);
+
+        let error =
+            api::startup::Application::build(&config).await.err().unwrap_or_else(|| panic!("{case} started"));
+
+        assert!(format!("{error:#}").contains(says), "{case}: {error:#}");
+    }
+}
+
+#[tokio::test]
+async fn api_token_for_an_email_without_a_user_fails_and_prints_no_token() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_api"))
+        .args(["token", "--user", "nobody@example.com"])
+        .env("DATABASE_URL", app.config.database_url.expose())
+        .env("AUTH_JWT_SECRET", TEST_SECRET)
+        .env_remove("AUTH_JWKS_URL")
+        .output()
+        .expect("running api token");
+
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no user has the email"));
+    assert_eq!(app.rows("users").await, 0);
+}
