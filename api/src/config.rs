@@ -162,6 +162,35 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub max_connections: Option<u64>,
 
+    /// Seconds a WebSocket client has to send `connection_init`; then it is closed (4408).
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Seconds between the server's keep-alive pings on a WebSocket (`ping`, or `ka` in
+    /// the legacy protocol); below the 60 s after which proxies drop a quiet connection.
+    #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub ws_keepalive_secs: u64,
+
+    /// Most WebSocket connections open at once on this instance; more are refused with 503.
+    /// Each also counts under `MAX_CONNECTIONS`.
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub ws_max_connections: u64,
+
+    /// Most subscriptions (and queries or mutations in flight) on one WebSocket; one more
+    /// is answered with an error coded `TOO_MANY_SUBSCRIPTIONS`.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
+    pub ws_max_subscriptions: u64,
+
+    /// Messages queued for one WebSocket before its client counts as too slow to keep up
+    /// and is closed with 1013 (try again later); the other subscribers never wait on it.
+    #[arg(long, env = "WS_SEND_BUFFER", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
+    pub ws_send_buffer: u64,
+
     /// Most GraphQL requests executing at once; more wait their turn. Unset: 32 per core.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS",
           value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]

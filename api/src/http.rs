@@ -13,7 +13,7 @@ use async_graphql::{BatchRequest, parser::types::OperationType};
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, MatchedPath, RawQuery, Request, State},
+    extract::{DefaultBodyLimit, FromRequestParts as _, MatchedPath, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -34,7 +34,9 @@ use crate::{
     config::{AllowedOrigins, Config},
     graphql::{Executor, Services, codes},
     persisted::{self, PersistedQueries},
-    playground, telemetry,
+    playground,
+    subscriptions::{self, Hub, PROTOCOLS, Protocol, SocketSettings, Sockets},
+    telemetry,
 };
 
 /// Longest the readiness probe waits for the database.
@@ -98,7 +100,7 @@ impl Admission {
     }
 
     /// A turn to execute, or `None` when the request is to be shed.
-    async fn admit(&self) -> Option<SemaphorePermit<'_>> {
+    pub(crate) async fn admit(&self) -> Option<SemaphorePermit<'_>> {
         if let Ok(turn) = self.running.try_acquire() {
             return Some(turn);
         }
@@ -146,6 +148,11 @@ pub struct AppState {
     pub persisted: Arc<PersistedQueries>,
     /// Set when shutdown begins, so `/readyz` takes the instance out of rotation.
     pub draining: Arc<AtomicBool>,
+    /// The instance's subscriptions.
+    pub hub: Hub,
+    /// The open WebSocket connections and their bound.
+    pub sockets: Arc<Sockets>,
+    pub socket_settings: Arc<SocketSettings>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -265,15 +272,15 @@ async fn graphql_post(
 /// client's error.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireRequest {
+pub(crate) struct WireRequest {
     #[serde(default)]
-    query: String,
+    pub query: String,
     #[serde(default)]
-    operation_name: Option<String>,
+    pub operation_name: Option<String>,
     #[serde(default)]
-    variables: Option<async_graphql::Value>,
+    pub variables: Option<async_graphql::Value>,
     #[serde(default)]
-    extensions: Option<async_graphql::Value>,
+    pub extensions: Option<async_graphql::Value>,
 }
 
 impl TryFrom<WireRequest> for async_graphql::Request {
@@ -341,12 +348,13 @@ fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
     }
 }
 
-async fn graphql_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let query = query.unwrap_or_default();
+async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    if is_websocket_upgrade(&parts.headers) {
+        return websocket(&state, parts).await;
+    }
+    let headers = parts.headers;
+    let query = parts.uri.query().unwrap_or_default();
     if query.is_empty() && accepts(&headers, "text/html") {
         return playground::page();
     }
@@ -358,7 +366,7 @@ async fn graphql_get(
              (protection against cross-site requests), or be sent as a JSON POST",
         );
     }
-    let request = match parse_query_string(&query) {
+    let request = match parse_query_string(query) {
         Ok(request) => request,
         Err(error) => {
             return error_response(
@@ -369,6 +377,77 @@ async fn graphql_get(
         }
     };
     execute(&state, &headers, BatchRequest::Single(request), Via::Get).await
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers.get(header::UPGRADE).is_some_and(|upgrade| upgrade.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// The WebSocket upgrade for subscriptions: refused for a cross-site page (the origin
+/// rule), at the connection bound and while draining; then served in the protocol the
+/// client asked for (`socket` closes with 4406 when it asked for none Quill speaks).
+async fn websocket(state: &AppState, mut parts: axum::http::request::Parts) -> Response {
+    if let Some(origin) = parts.headers.get(header::ORIGIN)
+        && !origin_allowed(origin, parts.headers.get(header::HOST), state.http.cors.as_ref())
+    {
+        metrics::counter!(telemetry::WEBSOCKETS_REFUSED_TOTAL, "reason" => "origin").increment(1);
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this page's origin may not open a WebSocket to this server (see CORS_ALLOWED_ORIGINS)",
+        );
+    }
+    let upgrade = match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, state).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return error_response(rejection.status(), "BAD_REQUEST", &rejection.body_text()),
+    };
+    let Some(slot) = state.sockets.open() else {
+        let reason = if state.sockets.is_going_away() { "draining" } else { "limit" };
+        metrics::counter!(telemetry::WEBSOCKETS_REFUSED_TOTAL, "reason" => reason).increment(1);
+        let mut response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the server has too many open WebSocket connections, or is shutting down: retry shortly",
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let upgrade = upgrade.protocols(PROTOCOLS);
+    let protocol = upgrade.selected_protocol().and_then(|name| Protocol::named(name.as_bytes()));
+    let connection = subscriptions::Connection {
+        hub: state.hub.clone(),
+        executor: state.executor.clone(),
+        auth: state.auth.clone(),
+        admission: state.admission.clone(),
+        settings: state.socket_settings.clone(),
+        slot,
+        going_away: state.sockets.going_away(),
+        authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
+    };
+    upgrade
+        .max_message_size(state.socket_settings.max_message_bytes)
+        .on_upgrade(move |socket| subscriptions::serve(socket, protocol, connection))
+}
+
+/// Whether a page from `origin` may open a WebSocket: same origin as the `Host` it
+/// addressed, or one of the allowed origins.
+fn origin_allowed(
+    origin: &HeaderValue,
+    host: Option<&HeaderValue>,
+    allowed: Option<&AllowedOrigins>,
+) -> bool {
+    let Ok(origin) = origin.to_str() else { return false };
+    let same_host = origin.split_once("://").is_some_and(|(_, authority)| {
+        host.is_some_and(|host| host.as_bytes().eq_ignore_ascii_case(authority.as_bytes()))
+    });
+    same_host
+        || match allowed {
+            Some(AllowedOrigins::Any) => true,
+            Some(AllowedOrigins::Exact(origins)) => {
+                origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))
+            }
+            None => false,
+        }
 }
 
 /// How a request arrived: a GET may run queries only (its document may be known only

@@ -12,6 +12,8 @@ pub mod connections;
 pub mod db;
 /// The error type and the GraphQL code of each variant.
 pub mod error;
+/// Committed changes announced to subscribers, through Redis or in process.
+pub mod events;
 /// Schema, roots, object types and DataLoaders.
 pub mod graphql;
 /// Routes, GraphiQL, probes, metrics and layers.
@@ -28,6 +30,8 @@ pub mod repo;
 pub mod seed;
 /// Building, serving and draining the application.
 pub mod startup;
+/// Subscriptions over WebSocket: the protocols and the instance's hub.
+pub mod subscriptions;
 /// Logs and Prometheus metrics.
 pub mod telemetry;
 /// Checks on client input.

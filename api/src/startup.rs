@@ -17,9 +17,11 @@ use crate::{
     config::Config,
     connections::{self, ConnectionSettings},
     db,
+    events::EventBus,
     graphql::{Executor, Limits, Services},
     http::{Admission, AppState, HttpSettings, router},
     persisted::PersistedQueries,
+    subscriptions::{Hub, SocketSettings, Sockets},
     telemetry,
 };
 
@@ -33,6 +35,8 @@ pub struct Application {
     descriptor_limit: u64,
     db: DatabaseConnection,
     draining: Arc<AtomicBool>,
+    /// The WebSocket connections, closed with 1001 once the drain delay is over.
+    sockets: Arc<Sockets>,
     /// How long to keep serving, unready, once shutdown is asked for.
     delay: std::time::Duration,
     /// How long in-flight requests may take to finish once the listener closes.
@@ -48,10 +52,17 @@ impl Application {
         let db = db::connect_and_migrate(config).await?;
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
-        let services = Services { db: db.clone(), cache: UserCache::from_config(config)? };
+        let events = EventBus::from_config(config)?;
+        let notices = events.subscribe();
+        let services = Services { db: db.clone(), cache: UserCache::from_config(config)?, events };
         let draining = Arc::new(AtomicBool::new(false));
+        let executor = Executor::new(services.clone(), Limits::from(config));
+        let sockets = Sockets::new(usize::try_from(config.ws_max_connections).unwrap_or(usize::MAX));
         let state = AppState {
-            executor: Executor::new(services.clone(), Limits::from(config)),
+            hub: Hub::start(executor.clone(), notices),
+            sockets: sockets.clone(),
+            socket_settings: Arc::new(SocketSettings::from(config)),
+            executor,
             auth,
             http: HttpSettings::from(config),
             admission: Arc::new(Admission::from_config(config)),
@@ -72,6 +83,7 @@ impl Application {
             descriptor_limit,
             db,
             draining,
+            sockets,
             delay: std::time::Duration::from_secs(config.shutdown_delay_secs),
             grace: std::time::Duration::from_secs(config.shutdown_grace_secs),
         })
@@ -114,8 +126,15 @@ impl Application {
                 began.notify_one();
             }
         };
+        let sockets = self.sockets.clone();
         let upkeep = telemetry::spawn_metrics_upkeep(telemetry::metrics_handle());
         let serve = connections::serve(self.listener, self.router, self.connections, signal);
+        // Upgraded connections have left `serve`'s count: they are closed here, with
+        // 1001 (going away), so their clients reconnect to another instance.
+        let serve = async {
+            serve.await;
+            sockets.close_all().await;
+        };
         tokio::select! {
             () = serve => {}
             () = async { began.notified().await; tokio::time::sleep(self.grace).await } => {

@@ -24,6 +24,16 @@ pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "http_connections_refused_total
 pub const HTTP_CONNECTIONS_CLOSED_TOTAL: &str = "http_connections_closed_total";
 pub const HTTP_ACCEPT_ERRORS_TOTAL: &str = "http_accept_errors_total";
 pub const HTTP_REQUESTS_SHED_TOTAL: &str = "http_requests_shed_total";
+pub const WEBSOCKETS_OPEN: &str = "websocket_connections_open";
+pub const WEBSOCKETS_REFUSED_TOTAL: &str = "websocket_connections_refused_total";
+pub const WEBSOCKETS_CLOSED_TOTAL: &str = "websocket_connections_closed_total";
+pub const SUBSCRIPTIONS_ACTIVE: &str = "subscriptions_active";
+pub const EVENTS_PUBLISHED_TOTAL: &str = "events_published_total";
+pub const EVENTS_PUBLISH_ERRORS_TOTAL: &str = "events_publish_errors_total";
+pub const EVENTS_RECEIVED_TOTAL: &str = "events_received_total";
+pub const EVENTS_DELIVERED_TOTAL: &str = "events_delivered_total";
+pub const EVENTS_DROPPED_TOTAL: &str = "events_dropped_total";
+pub const EVENTS_INTERRUPTIONS_TOTAL: &str = "events_interruptions_total";
 
 /// Installs the log subscriber once per process; later calls are no-ops.
 pub fn init_tracing(format: LogFormat) {
@@ -97,6 +107,31 @@ fn describe() {
     metrics::describe_counter!(
         HTTP_REQUESTS_SHED_TOTAL,
         "requests refused with 503 because too many were waiting"
+    );
+    metrics::describe_gauge!(WEBSOCKETS_OPEN, "WebSocket connections open (subscriptions)");
+    metrics::describe_counter!(
+        WEBSOCKETS_REFUSED_TOTAL,
+        "WebSocket upgrades refused, by reason (origin, limit, draining)"
+    );
+    metrics::describe_counter!(
+        WEBSOCKETS_CLOSED_TOTAL,
+        "WebSocket connections closed by the server, by reason (slow, init_timeout, protocol, going_away)"
+    );
+    metrics::describe_gauge!(SUBSCRIPTIONS_ACTIVE, "subscriptions active on this instance");
+    metrics::describe_counter!(EVENTS_PUBLISHED_TOTAL, "events published after a commit, by event");
+    metrics::describe_counter!(
+        EVENTS_PUBLISH_ERRORS_TOTAL,
+        "events Redis could not take (delivered on this instance only)"
+    );
+    metrics::describe_counter!(EVENTS_RECEIVED_TOTAL, "events received from Redis");
+    metrics::describe_counter!(EVENTS_DELIVERED_TOTAL, "event payloads queued for subscribers");
+    metrics::describe_counter!(
+        EVENTS_DROPPED_TOTAL,
+        "events a subscriber did not get, by reason (slow_subscriber, lagged)"
+    );
+    metrics::describe_counter!(
+        EVENTS_INTERRUPTIONS_TOTAL,
+        "times the Redis subscription was lost (subscribers were told)"
     );
 }
 

@@ -16,7 +16,7 @@ pub use self::token::{Claims, Signer, TokenError};
 use crate::config::{AuthMode, Config};
 
 /// Who a request acts for, as its token says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// No token: reads public data only.
     Anonymous,

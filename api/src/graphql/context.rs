@@ -7,7 +7,7 @@ use async_graphql::Context;
 use sea_orm::DatabaseConnection;
 
 use super::loader::Loaders;
-use crate::{auth::Caller, cache::UserCache};
+use crate::{auth::Caller, cache::UserCache, events::EventBus};
 
 /// What the resolvers share for the life of the server.
 #[derive(Clone)]
@@ -16,6 +16,8 @@ pub struct Services {
     pub db: DatabaseConnection,
     /// Read through by the user loaders; invalidated by writes after they commit.
     pub cache: UserCache,
+    /// Where committed writes are announced to subscribers.
+    pub events: EventBus,
 }
 
 /// The shared services; every schema that executes requests is built with them.

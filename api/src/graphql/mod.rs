@@ -10,6 +10,7 @@ mod mutation;
 mod policy;
 mod query;
 mod schema;
+mod subscription;
 mod types;
 
 pub use context::Services;

@@ -1,5 +1,5 @@
 //! The write side. Each mutation validates its input before touching the database, so a
-//! rejected request writes nothing.
+//! rejected request writes nothing, and announces what it changed once it has committed.
 
 use async_graphql::{Context, MergedObject, Object, Result};
 use uuid::Uuid;
@@ -9,7 +9,7 @@ use super::{
     policy::{self, Admin, AuthorOrAdmin, SelfOrAdmin},
     types::{CreatePostInput, CreateUserInput, Post, UpdatePostInput, UpdateUserInput, User},
 };
-use crate::repo;
+use crate::{events::Event, repo};
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
@@ -35,6 +35,7 @@ impl UserMutation {
         let services = services(ctx);
         let user = repo::users::update(&services.db, id, input.validate()?).await?;
         services.cache.invalidate_user(id).await;
+        services.events.publish(Event::UserUpdated { user: user.clone() }).await;
         Ok(user.into())
     }
 
@@ -43,8 +44,12 @@ impl UserMutation {
     #[graphql(guard = "SelfOrAdmin(id)")]
     async fn delete_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
         let services = services(ctx);
-        repo::users::delete(&services.db, id).await?;
+        let posts = repo::users::delete(&services.db, id).await?;
         services.cache.invalidate_user(id).await;
+        for post in posts {
+            services.events.publish(Event::PostDeleted { id: post, author_id: id }).await;
+        }
+        services.events.publish(Event::UserDeleted { id }).await;
         Ok(id)
     }
 }
@@ -58,20 +63,28 @@ impl PostMutation {
     /// the author does not exist.
     async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> Result<Post> {
         let author = policy::new_post_author(caller(ctx), input.author_id)?;
-        Ok(repo::posts::create(&services(ctx).db, input.validate(author)?).await?.into())
+        let services = services(ctx);
+        let post = repo::posts::create(&services.db, input.validate(author)?).await?;
+        services.events.publish(Event::PostCreated { post: post.clone() }).await;
+        Ok(post.into())
     }
 
     /// Changes the given fields of a post. `NOT_FOUND` when there is no such post. Its
     /// author or an admin (`FORBIDDEN` otherwise).
     #[graphql(guard = "AuthorOrAdmin(id)")]
     async fn update_post(&self, ctx: &Context<'_>, id: Uuid, input: UpdatePostInput) -> Result<Post> {
-        Ok(repo::posts::update(&services(ctx).db, id, input.validate()?).await?.into())
+        let services = services(ctx);
+        let post = repo::posts::update(&services.db, id, input.validate()?).await?;
+        services.events.publish(Event::PostUpdated { post: post.clone() }).await;
+        Ok(post.into())
     }
 
     /// Deletes a post; returns the id. Its author or an admin (`FORBIDDEN` otherwise).
     #[graphql(guard = "AuthorOrAdmin(id)")]
     async fn delete_post(&self, ctx: &Context<'_>, id: Uuid) -> Result<Uuid> {
-        repo::posts::delete(&services(ctx).db, id).await?;
+        let services = services(ctx);
+        let post = repo::posts::delete(&services.db, id).await?;
+        services.events.publish(Event::PostDeleted { id, author_id: post.author_id }).await;
         Ok(id)
     }
 }

@@ -1,10 +1,17 @@
 //! Builds the executable schema, and executes one request against it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use async_graphql::{EmptySubscription, PathSegment, Request, Response, Schema};
+use async_graphql::{
+    PathSegment, Request, Response, Schema, ServerError,
+    parser::types::{DocumentOperations, OperationType},
+};
+use futures::StreamExt as _;
 
-use crate::auth::Caller;
+use crate::{
+    auth::Caller,
+    events::{Event, Topic},
+};
 
 use super::{
     codes,
@@ -14,9 +21,10 @@ use super::{
     loader::{BatchQueue, Loaders},
     mutation::MutationRoot,
     query::QueryRoot,
+    subscription::{Phase, SubscriptionRoot},
 };
 
-type QuillSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+type QuillSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema with what it runs on: executes requests, each with loaders of its own.
 /// Cheap to clone.
@@ -47,6 +55,13 @@ impl Executor {
     /// set of loaders whose batches run in this request's task, code every error.
     pub async fn execute(&self, mut request: Request, caller: Caller) -> Response {
         let mut response = match self.prepare(&mut request) {
+            Ok(()) if operation_type(&mut request) == Some(OperationType::Subscription) => {
+                Response::from_errors(vec![codes::error(
+                    "subscriptions are served over WebSocket at this same path \
+                     (graphql-transport-ws or graphql-ws), not over HTTP",
+                    "BAD_REQUEST",
+                )])
+            }
             Ok(()) => {
                 // Made here and only here, so no request runs with loaders but no queue
                 // to drive their batches.
@@ -60,6 +75,62 @@ impl Executor {
         };
         tidy_errors(&mut response, &self.limits);
         response
+    }
+
+    /// The type of the operation the request would run, parsed (and checked against the
+    /// limits) here; `Err` with the errors of a document that cannot run, `None` when the
+    /// operation cannot be told (executing the request says why).
+    pub fn operation_type(&self, request: &mut Request) -> Result<Option<OperationType>, Vec<ServerError>> {
+        let refused = |error| {
+            let mut response = Response::from_errors(vec![error]);
+            tidy_errors(&mut response, &self.limits);
+            response.errors
+        };
+        self.prepare(request).map_err(refused)?;
+        Ok(operation_type(request))
+    }
+
+    /// What a subscription listens to, for `caller`: its topics, or the errors that stop
+    /// it (validation, limits, a guard). Runs no resolver beyond the subscription's own.
+    pub async fn subscribe(&self, request: Request, caller: Caller) -> Result<Vec<Topic>, Vec<ServerError>> {
+        let topics = Arc::new(Mutex::new(Vec::new()));
+        let responses = self
+            .stream(request, caller, Phase::Subscribe(topics.clone()), |stream| stream.collect::<Vec<_>>());
+        let errors: Vec<_> = responses.await.into_iter().flat_map(|response| response.errors).collect();
+        if !errors.is_empty() {
+            let mut response = Response::from_errors(errors);
+            tidy_errors(&mut response, &self.limits);
+            return Err(response.errors);
+        }
+        Ok(std::mem::take(&mut *topics.lock().unwrap_or_else(|e| e.into_inner())))
+    }
+
+    /// A subscription's payload for one event, for `caller`; `None` when none of its fields
+    /// listens to the event. Loaders batch as in a query.
+    pub async fn deliver(&self, request: Request, caller: Caller, event: Arc<Event>) -> Option<Response> {
+        let next =
+            |mut stream: futures::stream::BoxStream<'static, Response>| async move { stream.next().await };
+        let mut response = self.stream(request, caller, Phase::Deliver(event), next).await?;
+        tidy_errors(&mut response, &self.limits);
+        Some(response)
+    }
+
+    /// Runs a subscription document in `phase`, taking from its stream with `take` while
+    /// its loaders' batches run.
+    async fn stream<T, F: Future<Output = T>>(
+        &self,
+        mut request: Request,
+        caller: Caller,
+        phase: Phase,
+        take: impl FnOnce(futures::stream::BoxStream<'static, Response>) -> F,
+    ) -> T {
+        if let Err(error) = self.prepare(&mut request) {
+            return take(futures::stream::iter([Response::from_errors(vec![error])]).boxed()).await;
+        }
+        let queue = BatchQueue::new();
+        let loaders = Arc::new(Loaders::new(&self.services, &queue));
+        let request = request.data(loaders).data(caller).data(phase);
+        Box::pin(queue.run(take(self.schema.execute_stream(request)))).await
     }
 
     /// Leaves the request's document in it, parsed and checked against the limits: taken
@@ -78,6 +149,22 @@ impl Executor {
     }
 }
 
+/// The type of the operation a prepared request would run; `None` when it cannot be told
+/// (no such operation, or several and no name), which executing it reports.
+fn operation_type(request: &mut Request) -> Option<OperationType> {
+    let name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    let operation = match (&name, &document.operations) {
+        (_, DocumentOperations::Single(operation)) => Some(operation),
+        (Some(name), DocumentOperations::Multiple(operations)) => operations.get(name.as_str()),
+        (None, DocumentOperations::Multiple(operations)) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        (None, DocumentOperations::Multiple(_)) => None,
+    };
+    operation.map(|operation| operation.node.ty)
+}
+
 fn build_schema(services: Services, limits: &Limits) -> QuillSchema {
     let mut builder =
         schema_builder().data(services).limit_depth(limits.max_depth).limit_complexity(limits.max_complexity);
@@ -94,8 +181,8 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
-fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+fn schema_builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
 }
 
 /// Rewrites every depth error as the limit's one error, codes every error, sorts them and

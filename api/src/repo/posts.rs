@@ -212,13 +212,9 @@ pub async fn update(db: &impl ConnectionTrait, id: Uuid, changes: PostChanges) -
     updated.into_iter().next().ok_or_else(|| no_post(id))
 }
 
-/// Deletes a post; `NOT_FOUND` when absent.
-pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<()> {
-    let result = post::Entity::delete_by_id(id).exec(db).await?;
-    if result.rows_affected == 0 {
-        return Err(no_post(id));
-    }
-    Ok(())
+/// Deletes a post and returns what it was; `NOT_FOUND` when absent.
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<post::Model> {
+    post::Entity::delete_by_id(id).exec_with_returning(db).await?.ok_or_else(|| no_post(id))
 }
 
 /// Inserts posts in one statement (for the seed).

@@ -1,7 +1,7 @@
 //! Users and their one profile: lookups, keyset pages, and the writes, each in one
 //! transaction so a failure leaves nothing half-written.
 
-use entity::{profile, user};
+use entity::{post, profile, user};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ConnectionTrait, EntityTrait, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
@@ -127,13 +127,19 @@ pub async fn update(db: &impl TransactionTrait, id: Uuid, changes: UserChanges) 
     Ok(user)
 }
 
-/// Deletes the user (their posts and profile go with them); `NOT_FOUND` when absent.
-pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> ApiResult<()> {
-    let result = user::Entity::delete_by_id(id).exec(db).await?;
+/// Deletes the user with their profile and posts, in one transaction; returns the ids of
+/// the posts that went with them (so each can be announced). `NOT_FOUND` when absent.
+pub async fn delete(db: &impl TransactionTrait, id: Uuid) -> ApiResult<Vec<Uuid>> {
+    let txn = db.begin().await?;
+    // Deleted here rather than by the cascade, which would not say which went.
+    let posts =
+        post::Entity::delete_many().filter(post::Column::AuthorId.eq(id)).exec_with_returning(&txn).await?;
+    let result = user::Entity::delete_by_id(id).exec(&txn).await?;
     if result.rows_affected == 0 {
         return Err(no_user(id));
     }
-    Ok(())
+    txn.commit().await?;
+    Ok(posts.into_iter().map(|post| post.id).collect())
 }
 
 /// Inserts users in one statement, skipping emails that already exist (for the seed).

@@ -366,7 +366,7 @@ async fn a_subscription_over_post_is_refused_with_one_error(backend: Backend) {
     assert_eq!(raw.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         raw.body,
-        r#"{"errors":[{"message":"Schema is not configured for subscriptions.","locations":[{"line":1,"column":1}],"extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}"#
+        r#"{"errors":[{"message":"subscriptions are served over WebSocket at this same path (graphql-transport-ws or graphql-ws), not over HTTP","extensions":{"code":"BAD_REQUEST"}}]}"#
     );
 }
 

@@ -222,8 +222,8 @@ pub struct TestApp {
     pub anonymous: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    // Declared last: dropped after the server has stopped.
-    _database: TestDatabase,
+    // Declared last: dropped after the server has stopped. `None` for a sibling instance.
+    _database: Option<TestDatabase>,
 }
 
 /// Settings for a test server: every default, a free port, the given database.
@@ -247,6 +247,11 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let database = TestDatabase::create(&backend).await;
     let mut config = test_config(database.url());
     adjust(&mut config);
+    start(config, Some(database)).await
+}
+
+/// Builds and runs a server with `config`, owning `database` when given.
+async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
     let app = Application::build(&config).await.expect("building the application");
     let address = format!("http://{}", app.local_addr());
     let db = app.db().clone();
@@ -267,6 +272,16 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         stop: Some(stop),
         server: Some(server),
         _database: database,
+    }
+}
+
+impl TestApp {
+    /// A second instance on the same database, cache and event channel, as behind a
+    /// load balancer. Drop it before this one, which owns the database.
+    pub async fn sibling(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().expect("a valid address");
+        start(config, None).await
     }
 }
 

@@ -22,4 +22,5 @@ mod repository;
 mod schema;
 mod seed;
 mod sql_statements;
+mod subscriptions;
 mod tokens;

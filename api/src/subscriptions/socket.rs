@@ -1,0 +1,421 @@
+//! One WebSocket connection, in the protocol its `Sec-WebSocket-Protocol` chose:
+//! `graphql-transport-ws` (the `graphql-ws` npm client's) or the legacy `graphql-ws` of
+//! `subscriptions-transport-ws` (old Apollo clients). Both carry subscriptions, and
+//! queries and mutations too.
+//!
+//! The connection's task reads the client's messages, writes what the hub and its own
+//! operations queue for it, pings, and closes with the protocol's codes: 4400 for a
+//! message it cannot take, 4401 for an operation before `connection_init`, 4403 for a
+//! refused token, 4406 with no protocol it speaks, 4408 when `connection_init` is late,
+//! 4409 for an id in use, 4429 for a second `connection_init`; 1013 (try again later)
+//! when the client reads too slowly to keep up, and 1001 (going away) on shutdown.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{Response, parser::types::OperationType};
+use axum::{
+    extract::ws::{CloseFrame, Message, WebSocket},
+    http::{HeaderMap, HeaderValue, header},
+};
+use serde_json::{Value, json};
+use tokio::{
+    sync::{Notify, mpsc, watch},
+    task::AbortHandle,
+};
+
+use super::{
+    SocketSettings, SocketSlot,
+    hub::{Hub, Outbox, Outgoing, Subscribed},
+};
+use crate::{
+    auth::{Authenticator, Caller},
+    graphql::{Executor, codes},
+    http::{Admission, WireRequest},
+    telemetry::WEBSOCKETS_CLOSED_TOTAL,
+};
+
+/// The subprotocols spoken, most preferred first.
+pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws`.
+    TransportWs,
+    /// `graphql-ws`, from `subscriptions-transport-ws`.
+    Legacy,
+}
+
+impl Protocol {
+    /// The protocol of a `Sec-WebSocket-Protocol` name.
+    pub fn named(name: &[u8]) -> Option<Self> {
+        match name {
+            b"graphql-transport-ws" => Some(Self::TransportWs),
+            b"graphql-ws" => Some(Self::Legacy),
+            _ => None,
+        }
+    }
+
+    /// The message type of a result.
+    fn next(self) -> &'static str {
+        match self {
+            Self::TransportWs => "next",
+            Self::Legacy => "data",
+        }
+    }
+}
+
+/// What a connection works with.
+pub struct Connection {
+    pub hub: Hub,
+    pub executor: Executor,
+    pub auth: Authenticator,
+    pub admission: Arc<Admission>,
+    pub settings: Arc<SocketSettings>,
+    /// The connection's place under the bound, held until it closes.
+    pub slot: SocketSlot,
+    pub going_away: watch::Receiver<bool>,
+    /// The upgrade request's `Authorization`, used when `connection_init` carries none.
+    pub authorization: Option<HeaderValue>,
+}
+
+/// A reason to close, with its code.
+struct Close {
+    code: u16,
+    reason: String,
+    /// The label of `websocket_connections_closed_total`.
+    metric: &'static str,
+}
+
+impl Close {
+    fn new(code: u16, reason: impl Into<String>, metric: &'static str) -> Self {
+        Self { code, reason: reason.into(), metric }
+    }
+
+    fn invalid(reason: impl Into<String>) -> Self {
+        Self::new(4400, reason, "protocol")
+    }
+}
+
+/// A client's message, as both protocols shape them.
+#[derive(serde::Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    payload: Option<Value>,
+}
+
+/// Serves one upgraded connection until either side closes it.
+pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, connection: Connection) {
+    let Some(protocol) = protocol else {
+        let close = Close::new(
+            4406,
+            "Subprotocol not acceptable: use graphql-transport-ws or graphql-ws",
+            "protocol",
+        );
+        send_close(&mut socket, close).await;
+        return;
+    };
+    let (queue, queued) = mpsc::channel(connection.settings.send_buffer.max(1));
+    let overflowed = Arc::new(Notify::new());
+    let outbox = Outbox { connection: connection.slot.id, queue, overflowed: overflowed.clone() };
+    let mut session =
+        Session { protocol, connection, outbox, caller: None, initialised: false, active: HashMap::new() };
+    let close = session.run(&mut socket, queued, &overflowed).await;
+    session.end();
+    if let Some(close) = close {
+        send_close(&mut socket, close).await;
+    }
+}
+
+async fn send_close(socket: &mut WebSocket, close: Close) {
+    metrics::counter!(WEBSOCKETS_CLOSED_TOTAL, "reason" => close.metric).increment(1);
+    let frame = CloseFrame { code: close.code, reason: close.reason.into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// One connection's state.
+struct Session {
+    protocol: Protocol,
+    connection: Connection,
+    outbox: Outbox,
+    /// Who the connection acts for, once `connection_init` is acknowledged.
+    caller: Option<Caller>,
+    /// Whether `connection_init` has arrived (a second is an error).
+    initialised: bool,
+    /// The ids in use: subscriptions (no handle) and operations running (their task).
+    active: HashMap<Arc<str>, Option<AbortHandle>>,
+}
+
+impl Session {
+    /// The connection's loop; returns how to close, or `None` when the client is gone.
+    async fn run(
+        &mut self,
+        socket: &mut WebSocket,
+        mut queued: mpsc::Receiver<Outgoing>,
+        overflowed: &Notify,
+    ) -> Option<Close> {
+        let settings = self.connection.settings.clone();
+        let init_deadline = tokio::time::sleep(settings.init_timeout);
+        tokio::pin!(init_deadline);
+        let mut keepalive =
+            tokio::time::interval_at(tokio::time::Instant::now() + settings.keepalive, settings.keepalive);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut going_away = self.connection.going_away.clone();
+        loop {
+            let text = tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(text))) => Some(text),
+                    Some(Ok(Message::Binary(_))) => return Some(Close::invalid("binary messages are not part of the protocol")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                },
+                Some(outgoing) = queued.recv() => {
+                    if let Some(text) = self.frame(outgoing)
+                        && socket.send(Message::Text(text.into())).await.is_err()
+                    {
+                        return None;
+                    }
+                    None
+                }
+                () = &mut init_deadline, if self.caller.is_none() => {
+                    return Some(Close::new(4408, "Connection initialisation timeout", "init_timeout"));
+                }
+                _ = keepalive.tick(), if self.caller.is_some() => {
+                    let ping = match self.protocol {
+                        Protocol::TransportWs => r#"{"type":"ping"}"#,
+                        Protocol::Legacy => r#"{"type":"ka"}"#,
+                    };
+                    if socket.send(Message::Text(ping.into())).await.is_err() {
+                        return None;
+                    }
+                    None
+                }
+                () = overflowed.notified() => {
+                    return Some(Close::new(1013, "too slow: events arrived faster than the client read them", "slow"));
+                }
+                () = until_true(&mut going_away) => {
+                    return Some(Close::new(1001, "the server is shutting down: reconnect", "going_away"));
+                }
+            };
+            if let Some(text) = text {
+                match self.receive(&text).await {
+                    Ok(replies) => {
+                        for reply in replies {
+                            if socket.send(Message::Text(reply.into())).await.is_err() {
+                                return None;
+                            }
+                        }
+                    }
+                    Err(close) => return Some(close),
+                }
+            }
+        }
+    }
+
+    /// Handles one client message; returns the replies to send now, or how to close.
+    async fn receive(&mut self, text: &str) -> Result<Vec<String>, Close> {
+        let message: ClientMessage =
+            serde_json::from_str(text).map_err(|_| Close::invalid("Invalid message received"))?;
+        match (self.protocol, message.kind.as_str()) {
+            (_, "connection_init") => self.init(message.payload.as_ref()).await,
+            (Protocol::TransportWs, "ping") => Ok(vec![r#"{"type":"pong"}"#.to_owned()]),
+            (Protocol::TransportWs, "pong") => Ok(Vec::new()),
+            (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => {
+                let id = message
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| Close::invalid("Invalid message received: no id"))?;
+                let payload =
+                    message.payload.ok_or_else(|| Close::invalid("Invalid message received: no payload"))?;
+                self.start(id.into(), payload).await
+            }
+            (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
+                if let Some(id) = message.id {
+                    self.stop(&id);
+                }
+                Ok(Vec::new())
+            }
+            (Protocol::Legacy, "connection_terminate") => Err(Close::new(1000, "", "terminated")),
+            _ => Err(Close::invalid(format!("Invalid message received: unknown type `{}`", message.kind))),
+        }
+    }
+
+    /// `connection_init`: authenticates its token (or the upgrade's), and acknowledges.
+    async fn init(&mut self, payload: Option<&Value>) -> Result<Vec<String>, Close> {
+        if self.initialised {
+            return Err(Close::new(4429, "Too many initialisation requests", "protocol"));
+        }
+        self.initialised = true;
+        let mut headers = HeaderMap::new();
+        match token_in(payload) {
+            Some(value) => match HeaderValue::from_str(value) {
+                Ok(value) => {
+                    headers.insert(header::AUTHORIZATION, value);
+                }
+                Err(_) => return Err(self.forbidden("the authorization value is not a header value")),
+            },
+            None => {
+                if let Some(value) = &self.connection.authorization {
+                    headers.insert(header::AUTHORIZATION, value.clone());
+                }
+            }
+        }
+        let caller = match self.connection.auth.authenticate(&headers).await {
+            Ok(caller) => caller,
+            Err(refusal) => return Err(self.forbidden(refusal.message())),
+        };
+        self.caller = Some(caller);
+        Ok(match self.protocol {
+            Protocol::TransportWs => vec![r#"{"type":"connection_ack"}"#.to_owned()],
+            Protocol::Legacy => {
+                vec![r#"{"type":"connection_ack"}"#.to_owned(), r#"{"type":"ka"}"#.to_owned()]
+            }
+        })
+    }
+
+    fn forbidden(&self, why: &str) -> Close {
+        // A close reason is at most 123 bytes.
+        let mut reason = format!("Forbidden: {why}");
+        if reason.len() > 123 {
+            let mut end = 123;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        Close::new(4403, reason, "forbidden")
+    }
+
+    /// `subscribe` (`start`): a subscription joins the hub; a query or mutation runs in a
+    /// task of its own and answers once.
+    async fn start(&mut self, id: Arc<str>, payload: Value) -> Result<Vec<String>, Close> {
+        let Some(caller) = self.caller else { return Err(Close::new(4401, "Unauthorized", "protocol")) };
+        if self.active.contains_key(&id) {
+            return Err(Close::new(4409, format!("Subscriber for {id} already exists"), "protocol"));
+        }
+        let wire: WireRequest = serde_json::from_value(payload)
+            .map_err(|e| Close::invalid(format!("Invalid message received: {e}")))?;
+        if wire.query.trim().is_empty() {
+            return Err(Close::invalid("Invalid message received: the payload has no query"));
+        }
+        let mut request = async_graphql::Request::try_from(wire)
+            .map_err(|e| Close::invalid(format!("Invalid message received: {e}")))?;
+        if self.active.len() >= self.connection.settings.max_subscriptions {
+            let limit = self.connection.settings.max_subscriptions;
+            return Ok(vec![self.error_frame(
+                &id,
+                &json!([{
+                    "message": format!("at most {limit} subscriptions and operations may run at once on one connection"),
+                    "extensions": { "code": "TOO_MANY_SUBSCRIPTIONS" },
+                }])
+                .to_string(),
+            )]);
+        }
+        let operation = match self.connection.executor.operation_type(&mut request) {
+            Ok(operation) => operation,
+            Err(errors) => return Ok(vec![self.error_frame(&id, &errors_json(&errors))]),
+        };
+        if operation == Some(OperationType::Subscription) {
+            self.active.insert(id.clone(), None);
+            let subscribed =
+                self.connection.hub.subscribe(request, caller, id.clone(), self.outbox.clone()).await;
+            return Ok(match subscribed {
+                Ok(Subscribed::Listening) => Vec::new(),
+                Ok(Subscribed::Nothing) => {
+                    self.active.remove(&id);
+                    vec![frame(&id, "complete", None)]
+                }
+                Err(errors) => {
+                    self.active.remove(&id);
+                    vec![self.error_frame(&id, &errors_json(&errors))]
+                }
+            });
+        }
+        let (executor, admission, queue) =
+            (self.connection.executor.clone(), self.connection.admission.clone(), self.outbox.queue.clone());
+        let task_id = id.clone();
+        let task = tokio::spawn(async move {
+            let response = match admission.admit().await {
+                Some(_turn) => executor.execute(request, caller).await,
+                None => Response::from_errors(vec![codes::error(
+                    "the server is too busy to take this operation: retry shortly",
+                    "SERVICE_UNAVAILABLE",
+                )]),
+            };
+            let payload: Arc<str> = serde_json::to_string(&response).expect("a response serialises").into();
+            let _ = queue.send(Outgoing::Next { id: task_id.clone(), payload }).await;
+            let _ = queue.send(Outgoing::Complete { id: task_id }).await;
+        });
+        self.active.insert(id, Some(task.abort_handle()));
+        Ok(Vec::new())
+    }
+
+    /// `complete` (`stop`): the client is done with `id`.
+    fn stop(&mut self, id: &str) {
+        match self.active.remove(id) {
+            Some(None) => self.connection.hub.unsubscribe(self.connection.slot.id, id),
+            Some(Some(task)) => task.abort(),
+            None => {}
+        }
+    }
+
+    /// The text of a queued message, or `None` when its id is no longer in use.
+    fn frame(&mut self, outgoing: Outgoing) -> Option<String> {
+        match outgoing {
+            Outgoing::Next { id, payload } => {
+                self.active.contains_key(&id).then(|| frame(&id, self.protocol.next(), Some(&payload)))
+            }
+            Outgoing::Complete { id } => self.active.remove(&id).map(|_| frame(&id, "complete", None)),
+        }
+    }
+
+    fn error_frame(&self, id: &str, errors: &str) -> String {
+        frame(id, "error", Some(errors))
+    }
+
+    /// The connection is over: its subscriptions leave the hub, its operations stop.
+    fn end(&mut self) {
+        self.connection.hub.leave(self.connection.slot.id);
+        for task in self.active.drain().filter_map(|(_, task)| task) {
+            task.abort();
+        }
+    }
+}
+
+/// Completes once `flag` is true.
+async fn until_true(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|flag| *flag).await.is_err() {
+        // The sender is gone: the server is not shutting down through this flag.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `{"id":…,"type":…,"payload":…}`, with `payload` already JSON.
+fn frame(id: &str, kind: &str, payload: Option<&str>) -> String {
+    let id = serde_json::to_string(id).expect("a string serialises");
+    match payload {
+        Some(payload) => format!(r#"{{"id":{id},"type":"{kind}","payload":{payload}}}"#),
+        None => format!(r#"{{"id":{id},"type":"{kind}"}}"#),
+    }
+}
+
+/// GraphQL errors as a JSON array.
+fn errors_json(errors: &[async_graphql::ServerError]) -> String {
+    serde_json::to_string(errors).expect("errors serialise")
+}
+
+/// The `Authorization` value a `connection_init` payload carries: `authorization` (any
+/// case) at its top level or under `headers`.
+fn token_in(payload: Option<&Value>) -> Option<&str> {
+    fn lookup(object: &serde_json::Map<String, Value>) -> Option<&str> {
+        object
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
+            .and_then(|(_, value)| value.as_str())
+    }
+    let payload = payload?.as_object()?;
+    lookup(payload).or_else(|| payload.get("headers").and_then(Value::as_object).and_then(lookup))
+}
