@@ -10,7 +10,7 @@
 //! 4409 for an id in use, 4429 for a second `connection_init`; 1013 (try again later)
 //! when the client reads too slowly to keep up, and 1001 (going away) on shutdown.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_graphql::{Response, parser::types::OperationType};
 use axum::{
@@ -133,7 +133,33 @@ pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, connection
 async fn send_close(socket: &mut WebSocket, close: Close) {
     metrics::counter!(WEBSOCKETS_CLOSED_TOTAL, "reason" => close.metric).increment(1);
     let frame = CloseFrame { code: close.code, reason: close.reason.into() };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    // A client that reads nothing never takes the frame: then the socket is just dropped.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+}
+
+/// How long a client gets to take the close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a send did not happen.
+enum Unsent {
+    /// The client is gone.
+    Gone,
+    /// The connection's queue overflowed while the send waited on a client that reads too
+    /// slowly.
+    TooSlow,
+}
+
+/// Sends `text`, unless the connection overflows first: a client that stops reading must
+/// not hold its connection's task (and the hub's messages for it) for ever.
+async fn send(socket: &mut WebSocket, text: String, overflowed: &Notify) -> Result<(), Unsent> {
+    tokio::select! {
+        sent = socket.send(Message::Text(text.into())) => sent.map_err(|_| Unsent::Gone),
+        () = overflowed.notified() => Err(Unsent::TooSlow),
+    }
+}
+
+fn too_slow() -> Close {
+    Close::new(1013, "too slow: events arrived faster than the client read them", "slow")
 }
 
 /// One connection's state.
@@ -173,10 +199,12 @@ impl Session {
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
                 },
                 Some(outgoing) = queued.recv() => {
-                    if let Some(text) = self.frame(outgoing)
-                        && socket.send(Message::Text(text.into())).await.is_err()
-                    {
-                        return None;
+                    if let Some(text) = self.frame(outgoing) {
+                        match send(socket, text, overflowed).await {
+                            Ok(()) => {}
+                            Err(Unsent::Gone) => return None,
+                            Err(Unsent::TooSlow) => return Some(too_slow()),
+                        }
                     }
                     None
                 }
@@ -188,14 +216,13 @@ impl Session {
                         Protocol::TransportWs => r#"{"type":"ping"}"#,
                         Protocol::Legacy => r#"{"type":"ka"}"#,
                     };
-                    if socket.send(Message::Text(ping.into())).await.is_err() {
-                        return None;
+                    match send(socket, ping.to_owned(), overflowed).await {
+                        Ok(()) => None,
+                        Err(Unsent::Gone) => return None,
+                        Err(Unsent::TooSlow) => return Some(too_slow()),
                     }
-                    None
                 }
-                () = overflowed.notified() => {
-                    return Some(Close::new(1013, "too slow: events arrived faster than the client read them", "slow"));
-                }
+                () = overflowed.notified() => return Some(too_slow()),
                 () = until_true(&mut going_away) => {
                     return Some(Close::new(1001, "the server is shutting down: reconnect", "going_away"));
                 }
@@ -204,8 +231,10 @@ impl Session {
                 match self.receive(&text).await {
                     Ok(replies) => {
                         for reply in replies {
-                            if socket.send(Message::Text(reply.into())).await.is_err() {
-                                return None;
+                            match send(socket, reply, overflowed).await {
+                                Ok(()) => {}
+                                Err(Unsent::Gone) => return None,
+                                Err(Unsent::TooSlow) => return Some(too_slow()),
                             }
                         }
                     }

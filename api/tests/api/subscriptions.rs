@@ -619,3 +619,48 @@ async fn a_subscription_over_http_is_refused_and_points_to_the_socket() {
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("WebSocket"), "{body}");
 }
+
+#[tokio::test]
+async fn a_subscriber_too_slow_to_read_is_closed_and_the_others_get_every_event() {
+    let app = spawn_app_with(Backend::Sqlite, |config| config.ws_send_buffer = 2).await;
+    let author = app.create_user("ada@example.com").await;
+    // Twenty copies of a 100 kB content per event: a client that reads nothing fills the
+    // socket's buffers within a few events.
+    let aliases: Vec<String> = (0..20).map(|n| format!("c{n}: content")).collect();
+    let heavy = format!("subscription {{ postCreated {{ {} }} }}", aliases.join(" "));
+    let mut slow = Client::ready(&app, None).await;
+    slow.subscribe("1", &heavy, json!({})).await;
+    slow.assert_quiet().await;
+    let mut reader = Client::ready(&app, None).await;
+    reader.subscribe("1", "subscription { postCreated { id } }", json!({})).await;
+    reader.assert_quiet().await;
+
+    let content = "x".repeat(100_000);
+    let mut written = Vec::new();
+    for n in 0..15 {
+        let body = app
+            .graphql(
+                "mutation($a: UUID!, $t: String!, $c: String) { createPost(input: { authorId: $a, title: $t, content: $c }) { id } }",
+                json!({ "a": author, "t": format!("Post {n}"), "c": content }),
+            )
+            .await;
+        written.push(body["data"]["createPost"]["id"].clone());
+    }
+
+    for id in &written {
+        assert_eq!(&reader.payload("1").await["data"]["postCreated"]["id"], id);
+    }
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, slow.socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|frame| u16::from(frame.code)),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(error))) => panic!("the slow client was not closed cleanly: {error}"),
+            Ok(None) => panic!("the slow client's socket ended without a close frame"),
+            Err(_) => panic!("the slow client was not closed within {PATIENCE:?}"),
+        }
+    };
+    assert_eq!(close, Some(1013));
+    let metrics = app.metrics().await;
+    assert!(crate::helpers::counter_value(&metrics, "events_dropped_total") >= 1, "{metrics}");
+    assert!(metrics.contains("websocket_connections_closed_total{reason=\"slow\"} 1"), "{metrics}");
+}
