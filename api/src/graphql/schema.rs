@@ -152,15 +152,18 @@ impl Executor {
 /// The type of the operation a prepared request would run; `None` when it cannot be told
 /// (no such operation, or several and no name), which executing it reports.
 fn operation_type(request: &mut Request) -> Option<OperationType> {
+    // Most documents hold one operation: answered without looking at the name.
+    if let DocumentOperations::Single(operation) = &request.parsed_query().ok()?.operations {
+        return Some(operation.node.ty);
+    }
     let name = request.operation_name.clone();
-    let document = request.parsed_query().ok()?;
-    let operation = match (&name, &document.operations) {
-        (_, DocumentOperations::Single(operation)) => Some(operation),
-        (Some(name), DocumentOperations::Multiple(operations)) => operations.get(name.as_str()),
-        (None, DocumentOperations::Multiple(operations)) if operations.len() == 1 => {
-            operations.values().next()
-        }
-        (None, DocumentOperations::Multiple(_)) => None,
+    let DocumentOperations::Multiple(operations) = &request.parsed_query().ok()?.operations else {
+        return None;
+    };
+    let operation = match name {
+        Some(name) => operations.get(name.as_str()),
+        None if operations.len() == 1 => operations.values().next(),
+        None => None,
     };
     operation.map(|operation| operation.node.ty)
 }

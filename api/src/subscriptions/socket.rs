@@ -190,14 +190,19 @@ impl Session {
             tokio::time::interval_at(tokio::time::Instant::now() + settings.keepalive, settings.keepalive);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut going_away = self.connection.going_away.clone();
+        // When the client last sent anything, a pong included.
+        let mut heard = tokio::time::Instant::now();
         loop {
             let text = tokio::select! {
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Text(text))) => Some(text),
-                    Some(Ok(Message::Binary(_))) => return Some(Close::invalid("binary messages are not part of the protocol")),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
-                },
+                incoming = socket.recv() => {
+                    heard = tokio::time::Instant::now();
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => Some(text),
+                        Some(Ok(Message::Binary(_))) => return Some(Close::invalid("binary messages are not part of the protocol")),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                    }
+                }
                 Some(outgoing) = queued.recv() => {
                     if let Some(text) = self.frame(outgoing) {
                         match send(socket, text, overflowed).await {
@@ -212,15 +217,25 @@ impl Session {
                     return Some(Close::new(4408, "Connection initialisation timeout", "init_timeout"));
                 }
                 _ = keepalive.tick(), if self.caller.is_some() => {
+                    if heard.elapsed() > settings.keepalive * 2 {
+                        // Not even a pong to two pings: the client is gone without a word.
+                        metrics::counter!(WEBSOCKETS_CLOSED_TOTAL, "reason" => "unresponsive").increment(1);
+                        return None;
+                    }
                     let ping = match self.protocol {
                         Protocol::TransportWs => r#"{"type":"ping"}"#,
                         Protocol::Legacy => r#"{"type":"ka"}"#,
                     };
                     match send(socket, ping.to_owned(), overflowed).await {
-                        Ok(()) => None,
+                        // A WebSocket ping too, which every client answers by itself (the
+                        // legacy protocol's `ka` asks for no answer).
+                        Ok(()) => if socket.send(Message::Ping(Default::default())).await.is_err() {
+                            return None;
+                        },
                         Err(Unsent::Gone) => return None,
                         Err(Unsent::TooSlow) => return Some(too_slow()),
                     }
+                    None
                 }
                 () = overflowed.notified() => return Some(too_slow()),
                 () = until_true(&mut going_away) => {

@@ -664,3 +664,30 @@ async fn a_subscriber_too_slow_to_read_is_closed_and_the_others_get_every_event(
     assert!(crate::helpers::counter_value(&metrics, "events_dropped_total") >= 1, "{metrics}");
     assert!(metrics.contains("websocket_connections_closed_total{reason=\"slow\"} 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_client_that_answers_nothing_is_dropped_and_one_that_answers_pings_is_kept() {
+    let app = spawn_app_with(Backend::Sqlite, |config| config.ws_keepalive_secs = 1).await;
+    let mut silent = Client::ready(&app, None).await;
+    let mut alive = Client::ready(&app, None).await;
+
+    // Reading answers the server's WebSocket pings (the client library does it); the
+    // silent client reads nothing for four intervals.
+    let until = tokio::time::Instant::now() + Duration::from_secs(4);
+    while tokio::time::Instant::now() < until {
+        alive.assert_quiet().await;
+    }
+
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("websocket_connections_closed_total{reason=\"unresponsive\"} 1"), "{metrics}");
+    alive.send(json!({ "type": "ping" })).await;
+    assert_eq!(alive.next().await, json!({ "type": "pong" }));
+    let ended = loop {
+        match tokio::time::timeout(PATIENCE, silent.socket.next()).await {
+            Ok(Some(Ok(Message::Text(_) | Message::Ping(_)))) => continue,
+            Ok(other) => break other.map(|result| result.map(|_| ())),
+            Err(_) => panic!("the silent client's socket is still open"),
+        }
+    };
+    assert!(!matches!(ended, Some(Ok(()))), "{ended:?}");
+}
