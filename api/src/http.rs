@@ -401,8 +401,11 @@ async fn websocket(state: &AppState, mut parts: axum::http::request::Parts) -> R
         Ok(upgrade) => upgrade,
         Err(rejection) => return error_response(rejection.status(), "BAD_REQUEST", &rejection.body_text()),
     };
-    let Some(slot) = state.sockets.open() else {
-        let reason = if state.sockets.is_going_away() { "draining" } else { "limit" };
+    // While draining, a new socket would only be closed again: its client goes elsewhere.
+    let draining = state.draining.load(Ordering::Relaxed);
+    let slot = if draining { None } else { state.sockets.open() };
+    let Some(slot) = slot else {
+        let reason = if draining || state.sockets.is_going_away() { "draining" } else { "limit" };
         metrics::counter!(telemetry::WEBSOCKETS_REFUSED_TOTAL, "reason" => reason).increment(1);
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,

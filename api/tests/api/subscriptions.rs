@@ -569,14 +569,23 @@ async fn a_page_from_another_site_may_not_open_a_socket() {
 }
 
 #[tokio::test]
-async fn on_shutdown_every_socket_is_closed_with_going_away() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn on_shutdown_new_sockets_are_refused_and_every_open_one_is_closed_with_going_away() {
+    let app = spawn_app_with(Backend::Sqlite, |config| config.shutdown_delay_secs = 1).await;
     let mut client = Client::ready(&app, None).await;
     client.subscribe("1", "subscription { postDeleted }", json!({})).await;
     client.assert_quiet().await;
+    let late = app.address.clone();
 
     let stopped = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
+    let url = format!("{}/graphql", late.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected a 503 while draining, got {:?}", other.map(|_| "a connection")),
+    }
     assert_eq!(client.closed().await.0, 1001);
     stopped.await.unwrap().expect("a clean stop");
 }
