@@ -90,19 +90,29 @@ impl Executor {
         Ok(operation_type(request))
     }
 
-    /// What a subscription listens to, for `caller`: its topics, or the errors that stop
-    /// it (validation, limits, a guard). Runs no resolver beyond the subscription's own.
-    pub async fn subscribe(&self, request: Request, caller: Caller) -> Result<Vec<Topic>, Vec<ServerError>> {
+    /// What a subscription listens to, for `caller`: its topic, or the errors that stop it
+    /// (validation, limits, a guard, or not exactly one field selected). Runs no resolver
+    /// beyond the subscription's own.
+    pub async fn subscribe(&self, request: Request, caller: Caller) -> Result<Topic, Vec<ServerError>> {
         let topics = Arc::new(Mutex::new(Vec::new()));
         let responses = self
             .stream(request, caller, Phase::Subscribe(topics.clone()), |stream| stream.collect::<Vec<_>>());
-        let errors: Vec<_> = responses.await.into_iter().flat_map(|response| response.errors).collect();
+        let mut errors: Vec<_> = responses.await.into_iter().flat_map(|response| response.errors).collect();
+        let topics = std::mem::take(&mut *topics.lock().unwrap_or_else(|e| e.into_inner()));
+        if errors.is_empty() && topics.len() != 1 {
+            // GraphQL spec, "Single Root Field", which async-graphql does not check: the
+            // fields are counted as the executor collected them (fragments, directives).
+            errors.push(codes::error(
+                "a subscription must select exactly one field of `Subscription`",
+                codes::GRAPHQL_VALIDATION_FAILED,
+            ));
+        }
         if !errors.is_empty() {
             let mut response = Response::from_errors(errors);
             tidy_errors(&mut response, &self.limits);
             return Err(response.errors);
         }
-        Ok(std::mem::take(&mut *topics.lock().unwrap_or_else(|e| e.into_inner())))
+        Ok(topics[0])
     }
 
     /// A subscription's payload for one event, for `caller`; `None` when none of its fields

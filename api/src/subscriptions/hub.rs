@@ -56,14 +56,6 @@ impl Outbox {
     }
 }
 
-/// How a subscribe request ended.
-pub enum Subscribed {
-    /// Listening: events will arrive in the outbox.
-    Listening,
-    /// Its document selects no field that listens to anything (all skipped, say).
-    Nothing,
-}
-
 /// The instance's subscriptions. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub(Arc<Inner>);
@@ -86,7 +78,7 @@ struct GroupKey {
 struct Group {
     key: GroupKey,
     variables: Variables,
-    topics: Vec<Topic>,
+    topic: Topic,
     members: Mutex<Vec<Member>>,
 }
 
@@ -116,14 +108,15 @@ impl Hub {
         self.0.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds subscription `id` of `outbox`'s connection, or answers why it cannot be.
+    /// Adds subscription `id` of `outbox`'s connection, or answers why it cannot be; from
+    /// now on its events arrive in the outbox.
     pub async fn subscribe(
         &self,
         request: Request,
         caller: Caller,
         id: Arc<str>,
         outbox: Outbox,
-    ) -> Result<Subscribed, Vec<ServerError>> {
+    ) -> Result<(), Vec<ServerError>> {
         let key = GroupKey {
             variables: serde_json::to_string(&request.variables).expect("variables serialise"),
             query: request.query.clone(),
@@ -136,12 +129,8 @@ impl Hub {
             Some(group) => group,
             None => {
                 let variables = request.variables.clone();
-                let topics = self.0.executor.subscribe(request, caller).await?;
-                if topics.is_empty() {
-                    return Ok(Subscribed::Nothing);
-                }
-                let group =
-                    Arc::new(Group { key: key.clone(), variables, topics, members: Mutex::default() });
+                let topic = self.0.executor.subscribe(request, caller).await?;
+                let group = Arc::new(Group { key: key.clone(), variables, topic, members: Mutex::default() });
                 self.groups().entry(key).or_insert(group).clone()
             }
         };
@@ -149,7 +138,7 @@ impl Hub {
         // The group may have been emptied and removed meanwhile: put it back.
         self.groups().entry(group.key.clone()).or_insert(group);
         metrics::gauge!(SUBSCRIPTIONS_ACTIVE).increment(1.0);
-        Ok(Subscribed::Listening)
+        Ok(())
     }
 
     /// Ends subscription `id` of `connection`, if it is listening.
@@ -179,12 +168,8 @@ impl Hub {
     /// Answers `event` for every group listening to it, side by side, and queues each
     /// payload for the group's members.
     async fn deliver(&self, event: Arc<Event>) {
-        let listening: Vec<Arc<Group>> = self
-            .groups()
-            .values()
-            .filter(|group| group.topics.iter().any(|topic| topic.matches(&event)))
-            .cloned()
-            .collect();
+        let listening: Vec<Arc<Group>> =
+            self.groups().values().filter(|group| group.topic.matches(&event)).cloned().collect();
         let executor = &self.0.executor;
         let answers = futures::future::join_all(
             listening.iter().map(|group| executor.deliver(group.request(), group.key.caller, event.clone())),
@@ -193,7 +178,7 @@ impl Hub {
         for (group, answer) in listening.iter().zip(answers) {
             let Some(answer) = answer else { continue };
             let payload: Arc<str> = serde_json::to_string(&answer).expect("a response serialises").into();
-            let last = group.topics.iter().any(|topic| topic.ends_with(&event));
+            let last = group.topic.ends_with(&event);
             let mut members = group.members.lock().unwrap_or_else(|e| e.into_inner());
             let mut delivered = 0_u64;
             for member in members.iter() {

@@ -25,7 +25,7 @@ use tokio::{
 
 use super::{
     SocketSettings, SocketSlot,
-    hub::{Hub, Outbox, Outgoing, Subscribed},
+    hub::{Hub, Outbox, Outgoing},
 };
 use crate::{
     auth::{Authenticator, Caller},
@@ -366,17 +366,11 @@ impl Session {
             self.active.insert(id.clone(), None);
             let subscribed =
                 self.connection.hub.subscribe(request, caller, id.clone(), self.outbox.clone()).await;
-            return Ok(match subscribed {
-                Ok(Subscribed::Listening) => Vec::new(),
-                Ok(Subscribed::Nothing) => {
-                    self.active.remove(&id);
-                    vec![frame(&id, "complete", None)]
-                }
-                Err(errors) => {
-                    self.active.remove(&id);
-                    vec![self.error_frame(&id, &errors_json(&errors))]
-                }
-            });
+            if let Err(errors) = subscribed {
+                self.active.remove(&id);
+                return Ok(vec![self.error_frame(&id, &errors_json(&errors))]);
+            }
+            return Ok(Vec::new());
         }
         let (executor, admission, queue) =
             (self.connection.executor.clone(), self.connection.admission.clone(), self.outbox.queue.clone());

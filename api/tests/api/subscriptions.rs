@@ -497,10 +497,18 @@ async fn a_bad_subscription_is_an_error_message_and_the_connection_stays_open() 
     let too_deep = client.next().await;
     client.subscribe("vars", "subscription($id: UUID!) { userUpdated(id: $id) { name } }", json!({})).await;
     let missing_variable = client.next().await;
-    client.subscribe("ok", "subscription { postDeleted }", json!({})).await;
+    client.subscribe("two", "subscription { postDeleted a: postCreated { id } }", json!({})).await;
+    let two_fields = client.next().await;
+    client.subscribe("none", "subscription { postDeleted @skip(if: true) }", json!({})).await;
+    let no_field = client.next().await;
+    client
+        .subscribe("ok", "subscription { ...Gone } fragment Gone on Subscription { postDeleted }", json!({}))
+        .await;
     client.assert_quiet().await;
 
     for (message, id, code) in [
+        (&two_fields, "two", "GRAPHQL_VALIDATION_FAILED"),
+        (&no_field, "none", "GRAPHQL_VALIDATION_FAILED"),
         (&unknown, "unknown", "GRAPHQL_VALIDATION_FAILED"),
         (&too_deep, "deep", "QUERY_TOO_COMPLEX"),
         (&missing_variable, "vars", "BAD_USER_INPUT"),

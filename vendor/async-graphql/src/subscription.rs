@@ -41,6 +41,29 @@ pub(crate) fn collect_subscription_streams<'a, T: SubscriptionType + 'static>(
     streams: &mut Vec<BoxFieldStream<'a>>,
 ) -> ServerResult<()> {
     for selection in &ctx.item.node.items {
+        // Fragments are expanded, as CollectFields does ("Single Root Field" is counted
+        // over the collected fields): `subscription { ...F }` used to select nothing.
+        let fragment = match &selection.node {
+            Selection::Field(_) => None,
+            Selection::FragmentSpread(spread) => {
+                let fragment = ctx
+                    .query_env
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .ok_or_else(|| {
+                        ServerError::new(
+                            format!(r#"Unknown fragment "{}"."#, spread.node.fragment_name.node),
+                            Some(spread.pos),
+                        )
+                    })?;
+                Some(&fragment.node.selection_set)
+            }
+            Selection::InlineFragment(fragment) => Some(&fragment.node.selection_set),
+        };
+        if let Some(selection_set) = fragment {
+            collect_subscription_streams(&ctx.with_selection_set(selection_set), root, streams)?;
+            continue;
+        }
         if let Selection::Field(field) = &selection.node {
             streams.push(Box::pin({
                 let ctx = ctx.clone();
