@@ -84,11 +84,13 @@ struct Close {
     reason: String,
     /// The label of `websocket_connections_closed_total`.
     metric: &'static str,
+    /// A last message to send before the close frame.
+    farewell: Option<String>,
 }
 
 impl Close {
     fn new(code: u16, reason: impl Into<String>, metric: &'static str) -> Self {
-        Self { code, reason: reason.into(), metric }
+        Self { code, reason: reason.into(), metric, farewell: None }
     }
 
     fn invalid(reason: impl Into<String>) -> Self {
@@ -133,8 +135,14 @@ pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, connection
 async fn send_close(socket: &mut WebSocket, close: Close) {
     metrics::counter!(WEBSOCKETS_CLOSED_TOTAL, "reason" => close.metric).increment(1);
     let frame = CloseFrame { code: close.code, reason: close.reason.into() };
-    // A client that reads nothing never takes the frame: then the socket is just dropped.
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    // A client that reads nothing never takes the frames: then the socket is just dropped.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if let Some(farewell) = close.farewell {
+            socket.send(Message::Text(farewell.into())).await?;
+        }
+        socket.send(Message::Close(Some(frame))).await
+    })
+    .await;
 }
 
 /// How long a client gets to take the close frame.
@@ -330,7 +338,13 @@ impl Session {
             }
             reason.truncate(end);
         }
-        Close::new(4403, reason, "forbidden")
+        let mut close = Close::new(4403, reason, "forbidden");
+        if self.protocol == Protocol::Legacy {
+            // subscriptions-transport-ws tells its client why before closing.
+            close.farewell =
+                Some(json!({ "type": "connection_error", "payload": { "message": why } }).to_string());
+        }
+        close
     }
 
     /// `subscribe` (`start`): a subscription joins the hub; a query or mutation runs in a

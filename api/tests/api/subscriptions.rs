@@ -435,6 +435,15 @@ async fn a_refused_token_closes_the_connection_with_4403() {
     let (code, reason) = client.closed().await;
     assert_eq!(code, 4403, "{reason}");
     assert!(reason.starts_with("Forbidden"), "{reason}");
+
+    let mut legacy = Client::connect(&app, "graphql-ws").await;
+    legacy
+        .send(json!({ "type": "connection_init", "payload": { "authorization": "Bearer not.a.token" } }))
+        .await;
+    let refusal = legacy.next().await;
+    assert_eq!(refusal["type"], "connection_error", "{refusal}");
+    assert!(refusal["payload"]["message"].is_string(), "{refusal}");
+    assert_eq!(legacy.closed().await.0, 4403);
 }
 
 #[tokio::test]
