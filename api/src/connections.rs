@@ -149,7 +149,24 @@ pub async fn serve(
         let connection = Connection::new(stream, Slot::new(slot), settings);
         tokio::spawn(connection.serve(router.clone(), stop_rx.clone(), done_rx.clone()));
     }
-    drop(listener);
+    // Connections the kernel has completed but that were not accepted yet would be reset
+    // when the listener closes (a load balancer's request sent on one fails): each is
+    // served its one request instead, then closed.
+    if let Ok(listener) = listener.into_std() {
+        let (_never, never_stop) = watch::channel(false);
+        while let Ok((stream, _)) = listener.accept() {
+            let Ok(stream) = stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) else {
+                continue;
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                refuse(&stream);
+                continue;
+            };
+            let mut connection = Connection::new(stream, Slot::new(slot), settings);
+            connection.keep_alive = false;
+            tokio::spawn(connection.serve(router.clone(), never_stop.clone(), done_rx.clone()));
+        }
+    }
     let _ = stop_tx.send(true);
     drop(done_rx);
     done_tx.closed().await;
@@ -211,12 +228,19 @@ struct Connection {
     socket: Watched,
     activity: Arc<Activity>,
     settings: ConnectionSettings,
+    /// Whether it may carry more than one request.
+    keep_alive: bool,
 }
 
 impl Connection {
     fn new(stream: TcpStream, slot: Slot, settings: ConnectionSettings) -> Self {
         let activity = Arc::new(Activity::new());
-        Self { socket: Watched { stream, activity: activity.clone(), _slot: slot }, activity, settings }
+        Self {
+            socket: Watched { stream, activity: activity.clone(), _slot: slot },
+            activity,
+            settings,
+            keep_alive: true,
+        }
     }
 
     /// Serves HTTP/1.1 on the connection until the client or a timeout closes it, or
@@ -238,6 +262,7 @@ impl Connection {
         let connection = hyper::server::conn::http1::Builder::new()
             // The head timeout is ours (hyper's would also close idle connections early).
             .header_read_timeout(None)
+            .keep_alive(self.keep_alive)
             .serve_connection(TokioIo::new(self.socket), service)
             .with_upgrades();
         let mut connection = pin!(connection);

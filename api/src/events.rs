@@ -8,7 +8,11 @@
 //! with a growing pause, and says when it is back and which span of time it may have
 //! missed ([`Notice::Resumed`]): subscribers are told, so they can refetch.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use entity::{post, user};
@@ -33,6 +37,12 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 /// How often the Redis subscription is pinged, so a Redis that hangs is noticed too.
 const PING_EVERY: Duration = Duration::from_secs(5);
+/// The least time a `PUBLISH` is given, whatever `CACHE_TIMEOUT_MS` says: giving up on one
+/// that Redis was about to take costs a duplicate check, a cache read does not.
+const MIN_PUBLISH_TIMEOUT: Duration = Duration::from_millis(250);
+/// How many events delivered here alone (their `PUBLISH` failed) are remembered, so that
+/// one Redis took after all is not delivered twice.
+const REMEMBERED: usize = 1024;
 
 /// A change that has been committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +90,15 @@ impl Topic {
     }
 }
 
+/// An event as it travels through Redis: with an id, so the instance that delivered it
+/// itself (its `PUBLISH` seemed to fail) can tell it when Redis passes it on after all.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    id: Uuid,
+    #[serde(flatten)]
+    event: Event,
+}
+
 /// What the bus hands each instance's hub.
 #[derive(Debug, Clone)]
 pub enum Notice {
@@ -109,6 +128,8 @@ struct Remote {
     publisher: ConnectionManager,
     channel: String,
     timeout: Duration,
+    /// Events this instance delivered itself because their `PUBLISH` failed or timed out.
+    delivered_here: Arc<Mutex<VecDeque<Uuid>>>,
 }
 
 impl EventBus {
@@ -119,7 +140,7 @@ impl EventBus {
             Some(url) => Self::redis(
                 url,
                 format!("{}:v1:events", config.cache_prefix),
-                Duration::from_millis(config.cache_timeout_ms),
+                Duration::from_millis(config.cache_timeout_ms).max(MIN_PUBLISH_TIMEOUT),
             ),
             None => Ok(Self::in_process()),
         }
@@ -143,8 +164,11 @@ impl EventBus {
             .map_err(|e| anyhow::anyhow!("setting up the Redis connection: {}", url.scrub(&e.to_string())))?;
         let local = broadcast::channel(BACKLOG).0;
         let (stop, stopped) = watch::channel(());
-        tokio::spawn(listen(client, channel.clone(), local.clone(), stopped));
-        Ok(Self(Arc::new(Inner { local, redis: Some(Remote { publisher, channel, timeout }), _stop: stop })))
+        let delivered_here = Arc::new(Mutex::new(VecDeque::new()));
+        let relayed = Relayed { local: local.clone(), delivered_here: delivered_here.clone() };
+        tokio::spawn(listen(client, channel.clone(), relayed, stopped));
+        let remote = Remote { publisher, channel, timeout, delivered_here };
+        Ok(Self(Arc::new(Inner { local, redis: Some(remote), _stop: stop })))
     }
 
     /// Sends a committed change to every instance's subscribers. Never fails the write it
@@ -152,31 +176,57 @@ impl EventBus {
     /// failure is counted (the other instances see the interruption on their own).
     pub async fn publish(&self, event: Event) {
         let kind = event.kind();
+        metrics::counter!(EVENTS_PUBLISHED_TOTAL, "event" => kind).increment(1);
         if let Some(remote) = &self.0.redis {
-            let message = serde_json::to_vec(&event).expect("an event serialises");
-            let mut connection = remote.publisher.clone();
-            let published = tokio::time::timeout(
-                remote.timeout,
-                redis::cmd("PUBLISH").arg(&remote.channel).arg(message).query_async::<i64>(&mut connection),
-            )
-            .await;
-            match published {
-                Ok(Ok(_)) => {
-                    metrics::counter!(EVENTS_PUBLISHED_TOTAL, "event" => kind).increment(1);
-                    return;
-                }
-                Ok(Err(error)) => tracing::warn!(%error, event = kind, "cannot publish an event to Redis"),
-                Err(_) => tracing::warn!(event = kind, "publishing an event to Redis timed out"),
+            let envelope = Envelope { id: Uuid::new_v4(), event };
+            if remote.publish(&envelope).await {
+                return;
             }
             metrics::counter!(EVENTS_PUBLISH_ERRORS_TOTAL).increment(1);
+            {
+                let mut delivered_here = remote.delivered_here.lock().unwrap_or_else(|e| e.into_inner());
+                if delivered_here.len() == REMEMBERED {
+                    delivered_here.pop_front();
+                }
+                delivered_here.push_back(envelope.id);
+            }
+            let _ = self.0.local.send(Notice::Event(Arc::new(envelope.event)));
+            return;
         }
-        metrics::counter!(EVENTS_PUBLISHED_TOTAL, "event" => kind).increment(1);
         let _ = self.0.local.send(Notice::Event(Arc::new(event)));
     }
 
     /// The notices from now on, for this instance's hub.
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.0.local.subscribe()
+    }
+}
+
+impl Remote {
+    /// Publishes on the channel; whether Redis is known to have taken it. A connection
+    /// found broken (Redis restarted since the last write) is tried once more, on the new
+    /// connection the manager makes.
+    async fn publish(&self, envelope: &Envelope) -> bool {
+        let message = serde_json::to_vec(envelope).expect("an event serialises");
+        let kind = envelope.event.kind();
+        for attempt in 1..=2 {
+            let mut connection = self.publisher.clone();
+            let mut command = redis::cmd("PUBLISH");
+            command.arg(&self.channel).arg(&message);
+            match tokio::time::timeout(self.timeout, command.query_async::<i64>(&mut connection)).await {
+                Ok(Ok(_)) => return true,
+                Ok(Err(error)) if attempt == 1 && (error.is_io_error() || error.is_connection_dropped()) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, event = kind, "cannot publish an event to Redis");
+                    return false;
+                }
+                Err(_) => {
+                    tracing::warn!(event = kind, "publishing an event to Redis timed out");
+                    return false;
+                }
+            }
+        }
+        false
     }
 }
 
@@ -194,12 +244,8 @@ impl Event {
 
 /// Keeps one Redis subscription to `channel` for the instance, passing what arrives to
 /// `local`, until the bus is dropped. Every loss and every return is a notice.
-async fn listen(
-    client: redis::Client,
-    channel: String,
-    local: broadcast::Sender<Notice>,
-    mut stop: watch::Receiver<()>,
-) {
+async fn listen(client: redis::Client, channel: String, relayed: Relayed, mut stop: watch::Receiver<()>) {
+    let local = &relayed.local;
     let mut interrupted: Option<DateTime<Utc>> = None;
     let mut pause = FIRST_PAUSE;
     loop {
@@ -215,7 +261,7 @@ async fn listen(
                     let _ = local.send(Notice::Resumed { since, until: Utc::now() });
                 }
                 let outcome = tokio::select! {
-                    outcome = relay(pubsub, &local) => outcome,
+                    outcome = relay(pubsub, &relayed) => outcome,
                     _ = stop.changed() => return,
                 };
                 tracing::warn!(reason = outcome, "lost the Redis subscription: live updates interrupted");
@@ -245,8 +291,24 @@ async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<
     Ok(pubsub)
 }
 
+/// Where the listener passes events on.
+struct Relayed {
+    local: broadcast::Sender<Notice>,
+    /// Events already delivered here, to skip when Redis passes them on.
+    delivered_here: Arc<Mutex<VecDeque<Uuid>>>,
+}
+
+impl Relayed {
+    /// Whether the event was delivered here already (and is now forgotten).
+    fn was_delivered_here(&self, id: Uuid) -> bool {
+        let mut delivered_here = self.delivered_here.lock().unwrap_or_else(|e| e.into_inner());
+        let position = delivered_here.iter().position(|known| *known == id);
+        position.map(|position| delivered_here.remove(position)).is_some()
+    }
+}
+
 /// Passes messages on until the subscription is lost; says why it was.
-async fn relay(pubsub: redis::aio::PubSub, local: &broadcast::Sender<Notice>) -> &'static str {
+async fn relay(pubsub: redis::aio::PubSub, relayed: &Relayed) -> &'static str {
     let (mut sink, mut messages) = pubsub.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -254,10 +316,12 @@ async fn relay(pubsub: redis::aio::PubSub, local: &broadcast::Sender<Notice>) ->
         tokio::select! {
             message = messages.next() => {
                 let Some(message) = message else { return "the connection closed" };
-                match serde_json::from_slice::<Event>(message.get_payload_bytes()) {
-                    Ok(event) => {
+                match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
+                    Ok(envelope) => {
                         metrics::counter!(EVENTS_RECEIVED_TOTAL).increment(1);
-                        let _ = local.send(Notice::Event(Arc::new(event)));
+                        if !relayed.was_delivered_here(envelope.id) {
+                            let _ = relayed.local.send(Notice::Event(Arc::new(envelope.event)));
+                        }
                     }
                     Err(error) => tracing::warn!(%error, "ignoring a message on the events channel that is not an event"),
                 }

@@ -717,3 +717,71 @@ async fn a_client_that_answers_nothing_is_dropped_and_one_that_answers_pings_is_
     };
     assert!(!matches!(ended, Some(Ok(()))), "{ended:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_the_first_event_of_each_instance_reaches_the_others() {
+    let mut redis = RedisServer::start().await;
+    let cache = CacheKind::Redis(redis.url());
+    let a = spawn(Backend::Sqlite, &cache).await;
+    let b = a.sibling().await;
+    let author = a.create_user("ada@example.com").await;
+    let mut on_a = Client::ready(&a, None).await;
+    let mut on_b = Client::ready(&b, None).await;
+    on_a.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
+    on_b.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
+    on_b.assert_quiet().await;
+    // Each instance has published before, so its publishing connection is open.
+    create_post(&a, author, "Before, through A").await;
+    create_post(&b, author, "Before, through B").await;
+    for client in [&mut on_a, &mut on_b] {
+        for _ in 0..2 {
+            client.payload("1").await;
+        }
+    }
+
+    redis.stop();
+    redis.restart().await;
+    for client in [&mut on_a, &mut on_b] {
+        assert_eq!(client.payload("1").await["errors"][0]["extensions"]["code"], "EVENTS_INTERRUPTED");
+        assert_eq!(client.payload("1").await["errors"][0]["extensions"]["code"], "EVENTS_MISSED");
+    }
+    create_post(&a, author, "After, through A").await;
+    create_post(&b, author, "After, through B").await;
+
+    for client in [&mut on_a, &mut on_b] {
+        for title in ["After, through A", "After, through B"] {
+            assert_eq!(client.payload("1").await, json!({ "data": { "postCreated": { "title": title } } }));
+        }
+        client.assert_quiet().await;
+    }
+    drop((on_a, on_b));
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_publish_timed_out_but_reached_redis_is_delivered_once() {
+    let redis = RedisServer::start().await;
+    let cache = CacheKind::Redis(redis.url());
+    let app = spawn(Backend::Sqlite, &cache).await;
+    let author = app.create_user("ada@example.com").await;
+    let mut client = Client::ready(&app, None).await;
+    client.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
+    client.assert_quiet().await;
+
+    // Redis stalls for longer than a publish may wait, then takes the `PUBLISH` anyway.
+    let url = redis.url();
+    let stall = tokio::spawn(async move {
+        let mut connection = crate::helpers::redis_connection(&url).await;
+        // The client gives up waiting for the answer; Redis sleeps all the same.
+        let _: Result<(), _> =
+            ::redis::cmd("DEBUG").arg("SLEEP").arg("0.6").query_async(&mut connection).await;
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    create_post(&app, author, "Stalled").await;
+    stall.await.unwrap();
+
+    assert_eq!(client.payload("1").await, json!({ "data": { "postCreated": { "title": "Stalled" } } }));
+    client.assert_quiet().await;
+    client.assert_quiet().await;
+    assert!(crate::helpers::counter_value(&app.metrics().await, "events_publish_errors_total") >= 1);
+}
