@@ -95,7 +95,6 @@ impl Topic {
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
     id: Uuid,
-    #[serde(flatten)]
     event: Event,
 }
 
