@@ -15,8 +15,50 @@ import { createElement } from 'react';
 import { createRoot } from 'react-dom/client';
 import { GraphiQL, HISTORY_PLUGIN } from 'graphiql';
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
+import { getOperationAST } from 'graphql';
+import { createClient } from 'graphql-ws';
 
-const fetcher = createGraphiQLFetcher({ url: '/graphql' });
+// Queries and mutations are POSTed to /graphql.
+const httpFetcher = createGraphiQLFetcher({ url: '/graphql' });
+
+// Subscriptions go over a WebSocket (graphql-transport-ws) to this page's own
+// origin, ws: or wss: as the page is http: or https:, at /graphql too.
+const subscriptionUrl = new URL('/graphql', location.href);
+subscriptionUrl.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+
+// Each subscription run gets its own graphql-ws client, with the headers
+// editor's JSON as its connection_init payload (Quill reads `authorization`
+// there, in any case), so a changed token counts from the next run. The client
+// is lazy: it opens its socket on subscribe and closes it when the
+// subscription ends. No retries: a refused token (4403) or a dropped socket
+// shows as an error at once, not after half a minute of reconnecting. The run
+// is handed to GraphiQL as an Observable: through the toolkit's own WebSocket
+// path (`wsClient`, `subscriptionUrl`), each such error would also surface as
+// an unhandled promise rejection.
+function fetcher(params, options) {
+  const operation =
+    options?.documentAST && getOperationAST(options.documentAST, params.operationName || undefined);
+  if (operation?.operation !== 'subscription') return httpFetcher(params, options);
+  const client = createClient({
+    url: subscriptionUrl.href,
+    connectionParams: options.headers ?? {},
+    retryAttempts: 0,
+  });
+  return {
+    subscribe: (sink) => ({
+      unsubscribe: client.subscribe(params, {
+        ...sink,
+        // A closed socket comes as a CloseEvent: shown by its code and reason.
+        error: (error) =>
+          sink.error(
+            error instanceof CloseEvent
+              ? new Error(`Socket closed with event ${error.code} ${error.reason}`.trim())
+              : error,
+          ),
+      }),
+    }),
+  };
+}
 
 const container = document.getElementById('graphiql');
 createRoot(container).render(
