@@ -9,7 +9,7 @@
 //! missed ([`Notice::Resumed`]): subscribers are told, so they can refetch.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashSet, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -214,7 +214,11 @@ impl Remote {
             command.arg(&self.channel).arg(&message);
             match tokio::time::timeout(self.timeout, command.query_async::<i64>(&mut connection)).await {
                 Ok(Ok(_)) => return true,
-                Ok(Err(error)) if attempt == 1 && (error.is_io_error() || error.is_connection_dropped()) => {}
+                // Not after a timeout: that `PUBLISH` may yet be taken.
+                Ok(Err(error))
+                    if attempt == 1
+                        && !error.is_timeout()
+                        && (error.is_io_error() || error.is_connection_dropped()) => {}
                 Ok(Err(error)) => {
                     tracing::warn!(%error, event = kind, "cannot publish an event to Redis");
                     return false;
@@ -306,9 +310,34 @@ impl Relayed {
     }
 }
 
+/// The ids of the last events received, so one published twice (a retried `PUBLISH` that
+/// had gone through after all) is delivered once.
+#[derive(Default)]
+struct Recent {
+    ids: HashSet<Uuid>,
+    order: VecDeque<Uuid>,
+}
+
+impl Recent {
+    /// Remembers `id`; whether it is new.
+    fn insert(&mut self, id: Uuid) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        if self.order.len() == REMEMBERED
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        self.order.push_back(id);
+        true
+    }
+}
+
 /// Passes messages on until the subscription is lost; says why it was.
 async fn relay(pubsub: redis::aio::PubSub, relayed: &Relayed) -> &'static str {
     let (mut sink, mut messages) = pubsub.split();
+    let mut recent = Recent::default();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -318,7 +347,7 @@ async fn relay(pubsub: redis::aio::PubSub, relayed: &Relayed) -> &'static str {
                 match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
                     Ok(envelope) => {
                         metrics::counter!(EVENTS_RECEIVED_TOTAL).increment(1);
-                        if !relayed.was_delivered_here(envelope.id) {
+                        if recent.insert(envelope.id) && !relayed.was_delivered_here(envelope.id) {
                             let _ = relayed.local.send(Notice::Event(Arc::new(envelope.event)));
                         }
                     }
