@@ -39,6 +39,8 @@ use crate::{
     telemetry,
 };
 
+/// The read buffer of each WebSocket.
+const SOCKET_READ_BUFFER: usize = 4 * 1024;
 /// Longest the readiness probe waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The GraphQL over HTTP media type; clients that accept it get the spec's status codes.
@@ -429,6 +431,11 @@ async fn websocket(state: &AppState, mut parts: axum::http::request::Parts) -> R
     };
     upgrade
         .max_message_size(state.socket_settings.max_message_bytes)
+        // tungstenite's default read buffer is 128 KiB per socket, allocated up front and
+        // zeroed on every read attempt: with thousands of mostly idle subscribers, that was
+        // most of their memory and most of the CPU of each event sent. Client messages are
+        // small; the buffer grows for a larger one.
+        .read_buffer_size(SOCKET_READ_BUFFER)
         .on_upgrade(move |socket| subscriptions::serve(socket, protocol, connection))
 }
 

@@ -17,6 +17,7 @@ use axum::{
     extract::ws::{CloseFrame, Message, WebSocket},
     http::{HeaderMap, HeaderValue, header},
 };
+use futures::SinkExt as _;
 use serde_json::{Value, json};
 use tokio::{
     sync::{Notify, mpsc, watch},
@@ -160,11 +161,29 @@ enum Unsent {
 /// Sends `text`, unless the connection overflows first: a client that stops reading must
 /// not hold its connection's task (and the hub's messages for it) for ever.
 async fn send(socket: &mut WebSocket, text: String, overflowed: &Notify) -> Result<(), Unsent> {
+    send_all(socket, vec![text], overflowed).await
+}
+
+/// Sends `texts` in as few writes as the socket takes, unless the connection overflows
+/// first (see [`send`]).
+async fn send_all(socket: &mut WebSocket, texts: Vec<String>, overflowed: &Notify) -> Result<(), Unsent> {
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let sent = async {
+        for text in texts {
+            socket.feed(Message::Text(text.into())).await?;
+        }
+        socket.flush().await
+    };
     tokio::select! {
-        sent = socket.send(Message::Text(text.into())) => sent.map_err(|_| Unsent::Gone),
+        sent = sent => sent.map_err(|_| Unsent::Gone),
         () = overflowed.notified() => Err(Unsent::TooSlow),
     }
 }
+
+/// Most queued messages written at once.
+const WRITE_BATCH: usize = 64;
 
 fn too_slow() -> Close {
     Close::new(1013, "too slow: events arrived faster than the client read them", "slow")
@@ -212,12 +231,17 @@ impl Session {
                     }
                 }
                 Some(outgoing) = queued.recv() => {
-                    if let Some(text) = self.frame(outgoing) {
-                        match send(socket, text, overflowed).await {
-                            Ok(()) => {}
-                            Err(Unsent::Gone) => return None,
-                            Err(Unsent::TooSlow) => return Some(too_slow()),
-                        }
+                    // What else is queued goes out with it: one write for the lot.
+                    let mut texts: Vec<String> = self.frame(outgoing).into_iter().collect();
+                    while texts.len() < WRITE_BATCH
+                        && let Ok(outgoing) = queued.try_recv()
+                    {
+                        texts.extend(self.frame(outgoing));
+                    }
+                    match send_all(socket, texts, overflowed).await {
+                        Ok(()) => {}
+                        Err(Unsent::Gone) => return None,
+                        Err(Unsent::TooSlow) => return Some(too_slow()),
                     }
                     None
                 }
