@@ -12,6 +12,12 @@ so that every answer holds what the peers' do) and for q4's createPost. q2a is q
 token (the email then null) and q2t is q2a with the token of a user who is not the one read,
 so the same answer: the two side by side give the cost of verifying a token. The peers get
 no token and have neither q2a nor q2t.
+
+`--fanout` is another benchmark: subscriptions. Each server of `--fanout-servers` in turn runs
+as two instances on the one database and Redis, and `bench/fanout/fanout.mjs` opens the
+subscribers over both, writes posts at a fixed rate to the first and counts and times every
+delivery (see BENCHMARKS.md, "Subscriptions: fan-out across two instances"). `--smoke` ends
+with a small one, Quill alone.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PEERS = BENCH / "peers"
+FANOUT = BENCH / "fanout"
 RESULTS = BENCH / "results"
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
@@ -56,6 +63,13 @@ SOAK_LIMIT = 1.10
 # Debian's own interpreter, where its python3-matplotlib is importable.
 SYSTEM_PYTHON = "/usr/bin/python3"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The fan-out targets (Quill's; a peer's figures are reported only): nothing lost or
+# duplicated, p99 from commit to client, RSS of each instance with its idle subscribers.
+FANOUT_P99_MS = 50
+FANOUT_IDLE_RSS_MB = 80
+# --smoke's fan-out: Quill alone, this many subscribers over two instances for this long.
+SMOKE_FANOUT_SUBSCRIBERS = 20
+SMOKE_FANOUT_SECONDS = 2
 
 
 def log(message: str) -> None:
@@ -128,6 +142,8 @@ class Server:
     log_file: object = None
     # Bearer tokens by role, for the queries that name one ("auth").
     tokens: dict[str, str] = field(default_factory=dict)
+    # Settings of this instance alone, over the spec's (the fan-out's events channel).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -146,11 +162,12 @@ class Server:
         with its placeholders filled."""
         fill = {"<QUILL_BIN>": env["QUILL_BIN"], "<AUTH_JWT_SECRET>": AUTH_JWT_SECRET}
         spec_env = {k: fill.get(v, v) for k, v in self.spec.get("env", {}).items()}
-        return {**os.environ, **env, **spec_env}
+        return {**os.environ, **env, **spec_env, **self.extra_env}
 
     def mint_tokens(self, env: dict) -> None:
         """One token per role the queries name, from the spec's "token" command."""
-        roles = sorted({q["auth"] for q in self.spec["queries"].values() if q.get("auth")})
+        roles = {q["auth"] for q in self.spec["queries"].values() if q.get("auth")}
+        roles = sorted(roles | ({self.spec["fanout"]["auth"]} if self.spec.get("fanout", {}).get("auth") else set()))
         if roles and "token" not in self.spec:
             raise SystemExit(f"{self.name}: queries name roles {roles}, but the spec has no token command")
         for role in roles:
@@ -164,14 +181,8 @@ class Server:
 
     def install(self) -> None:
         command = self.spec.get("install")
-        if not command:
-            return
-        marker = self.directory / "node_modules" / ".package-lock.json"
-        lock = self.directory / "package-lock.json"
-        if marker.exists() and lock.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
-            return
-        log(f"installing {self.name}: {' '.join(command)}")
-        run(command, cwd=self.directory, stdout=subprocess.DEVNULL)
+        if command:
+            npm_install(self.name, self.directory, command)
 
     def start(self, env: dict) -> None:
         self.port = free_port()
@@ -219,6 +230,16 @@ class Server:
 
     def rss_mb(self) -> float:
         return self.status_mb("VmRSS")
+
+
+def npm_install(name: str, directory: Path, command: list[str]) -> None:
+    """`npm ci` (the command given) unless node_modules is as new as the lockfile."""
+    marker = directory / "node_modules" / ".package-lock.json"
+    lock = directory / "package-lock.json"
+    if marker.exists() and lock.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    log(f"installing {name}: {' '.join(command)}")
+    run(command, cwd=directory, stdout=subprocess.DEVNULL)
 
 
 def substitute(value, user_ids: list[str], server: Server):
@@ -604,6 +625,177 @@ def soak(args, quill_bin: str) -> None:
         raise SystemExit("soak: RSS did not hold within the limit")
 
 
+def metrics_lines(server: Server, names: tuple[str, ...]) -> dict[str, float]:
+    """The lines of Quill's /metrics for these metric names, by series (labels included)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    series = {}
+    for line in text.splitlines():
+        if line.startswith(names):
+            key, value = line.rsplit(" ", 1)
+            series[key] = float(value)
+    return series
+
+
+def log_problems(server: Server, limit: int = 10) -> dict:
+    """Warnings and errors in a server's output (stdout and stderr): how many, the first few."""
+    server.log_file.seek(0)
+    lines = server.log_file.read().decode(errors="replace").splitlines()
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines]  # the text format's colours
+    bad = [line for line in lines if re.search(r"\b(WARN|ERROR|warn|error|Error)\b", line)]
+    return {"lines": len(lines), "problems": len(bad), "first": bad[:limit]}
+
+
+FANOUT_METRICS = (
+    "websocket_connections_closed_total",
+    "websocket_connections_refused_total",
+    "events_published_total",
+    "events_publish_errors_total",
+    "events_received_total",
+    "events_delivered_total",
+    "events_dropped_total",
+    "events_interruptions_total",
+)
+
+
+def fanout_server(name: str, env: dict, user_ids: list[str], settings: dict) -> dict:
+    """One server as two instances on one database and Redis, and the fan-out driver against them."""
+    spec_servers = [load_server(name), load_server(name)]
+    spec = spec_servers[0].spec.get("fanout")
+    if not spec:
+        raise SystemExit(f"{name}: its spec has no \"fanout\" section")
+    # A channel of this run's own, so that nothing else on the machine's Redis is heard.
+    run_tag = secrets.token_hex(4)
+    for server in spec_servers:
+        server.extra_env = {k: v.replace("<RUN>", run_tag) for k, v in spec.get("env", {}).items()}
+    try:
+        for i, server in enumerate(spec_servers):
+            server.install()
+            server.start(env)
+            server.mint_tokens(env)
+            log(f"{name} #{i + 1} on {server.url} (pid {server.process.pid})")
+        # The authors' users read once, so both servers start the writes with the user
+        # cache holding every author: the figures are of fan-out, not of a cold cache (the
+        # Node reference reads each author once per subscription; cold, that is 500
+        # PostgreSQL queries per instance for each author's first post).
+        planned = int(settings["seconds"] * 1000 / settings["intervalMs"]) + 20
+        for user_id in user_ids[:planned]:
+            body = post(spec_servers[0].url, {"query": spec["warm"], "variables": {"id": user_id}})
+            if body.get("errors") or not (body.get("data") or {}).get("user"):
+                raise SystemExit(f"{name}: warming the user cache: {json.dumps(body)[:300]}")
+        role = spec.get("auth")
+        config = {
+            "servers": [{"url": s.url, "pid": s.process.pid} for s in spec_servers],
+            "subscription": spec["subscription"],
+            "write": {
+                "query": spec["write"],
+                "headers": {"Authorization": f"Bearer {spec_servers[0].tokens[role]}"} if role else {},
+            },
+            "authors": user_ids,
+            **settings,
+        }
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+            json.dump(config, file)
+        try:
+            driver = subprocess.run(["node", "fanout.mjs", file.name], cwd=FANOUT, stdout=subprocess.PIPE, text=True)
+        finally:
+            os.unlink(file.name)
+        if driver.returncode:
+            raise SystemExit(f"{name}: the fan-out driver exited with {driver.returncode}")
+        result = {"server": name, **json.loads(driver.stdout)}
+        for server, instance in zip(spec_servers, result["instances"]):
+            if spec.get("metrics"):
+                instance["metrics"] = metrics_lines(server, FANOUT_METRICS)
+            instance["alive_after"] = server.process.poll() is None
+    finally:
+        for server in spec_servers:
+            server.stop()
+    for server, instance in zip(spec_servers, result["instances"]):
+        instance["log"] = log_problems(server)
+    psql(env["DATABASE_URL"], "DELETE FROM posts WHERE title LIKE 'fanout %'")
+    return result
+
+
+def fanout_verdict(result: dict, smoke: bool) -> list[str]:
+    """What Quill missed: nothing lost or duplicated, every write and subscriber in; for the
+    full run also p99 under FANOUT_P99_MS and each instance's idle RSS under FANOUT_IDLE_RSS_MB."""
+    missed = []
+    if result["writes"]["failed"]:
+        missed.append(f"{result['writes']['failed']} writes failed ({result['writes']['first_failure']})")
+    if result["connected"] < result["subscribers"] or result["probe"]["subscribers_confirmed"] < result["subscribers"]:
+        missed.append(f"{result['connected']} connected, {result['probe']['subscribers_confirmed']} confirmed of {result['subscribers']}")
+    if result["lost"]:
+        missed.append(f"{result['lost']} deliveries lost")
+    if result["duplicates"]:
+        missed.append(f"{result['duplicates']} duplicates")
+    if result["close_codes"] or result["errors"]:
+        missed.append(f"close codes {result['close_codes']}, errors {result['errors']}")
+    if not smoke:
+        if result["latency"]["p99_ms"] is None or result["latency"]["p99_ms"] >= FANOUT_P99_MS:
+            missed.append(f"p99 {result['latency']['p99_ms']} ms (target < {FANOUT_P99_MS})")
+        idle = [i["rss_idle_mb"] for i in result["instances"]]
+        if any(r is None or r >= FANOUT_IDLE_RSS_MB for r in idle):
+            missed.append(f"idle RSS {idle} MB (target < {FANOUT_IDLE_RSS_MB} per instance)")
+    return missed
+
+
+def fanout_table(results: list[dict]) -> str:
+    header = (
+        f"{'server':<13}{'subs':>6}{'writes':>7}{'rate/s':>8}{'expected':>10}{'received':>10}{'lost':>9}{'dups':>7}"
+        f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}{'idle MB':>9}{'peak MB':>9}{'cpu %':>7}  close codes"
+    )
+    lines = [header, "-" * len(header)]
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)
+    for r in results:
+        rows = [(r["server"], r, None)] + [(f"  #{i + 1}", inst, inst) for i, inst in enumerate(r["instances"])]
+        for label, row, inst in rows:
+            lat = row["latency"]
+            writes = r["writes"] if inst is None else None
+            lines.append(
+                f"{label:<13}{row['subscribers']:>6}{fmt(writes and writes['ok'], 'd'):>7}{fmt(writes and writes['sent_per_s'], '.1f'):>8}"
+                f"{row['expected']:>10}{row['received']:>10}{row['lost']:>9}{row['duplicates']:>7}"
+                f"{fmt(lat['p50_ms'], '.2f'):>10}{fmt(lat['p90_ms'], '.2f'):>10}{fmt(lat['p99_ms'], '.2f'):>10}{fmt(lat['max_ms'], '.1f'):>10}"
+                f"{fmt(inst and inst['rss_idle_mb'], '.1f'):>9}{fmt(inst and inst['rss_peak_mb'], '.1f'):>9}"
+                f"{fmt(inst and inst['cpu_pct_of_core'], '.0f'):>7}  {json.dumps(row['close_codes']) if row['close_codes'] else '-'}"
+            )
+        clients = ", ".join(f"{c['cpu_pct_of_core']:.0f}%" for c in r["clients"])
+        lines.append(
+            f"{'':<13}CPU in % of one core: client processes {clients}, writer {r['writer_cpu_pct_of_core']:.0f}%, "
+            f"machine {r['machine_busy_pct_of_core']:.0f}% of {100 * r['cores']}% (the rest {r['others_pct_of_core']:.0f}%: "
+            + ", ".join(f"{name} {pct:.0f}%" for name, pct in list(r["others_by_name_pct_of_core"].items())[:3]) + "); "
+            f"last delivery {r['last_delivery_after_last_write_s']} s after the last write; waiting ended: {r['drain_ended_by']}"
+        )
+        problems = [f"#{i + 1}: {inst['log']['problems']} warnings/errors logged" for i, inst in enumerate(r["instances"]) if inst["log"]["problems"]]
+        if problems:
+            lines.append(f"{'':<13}" + "; ".join(problems) + f" (first: {next(i['log']['first'][0] for i in r['instances'] if i['log']['problems'])})")
+    return "\n".join(lines)
+
+
+def fanout(names: list[str], env: dict, user_ids: list[str], settings: dict, output: Path, smoke: bool) -> None:
+    """Each server's fan-out in turn, the table, `output`; Quill's misses fail the run."""
+    npm_install("the fan-out driver", FANOUT, ["npm", "ci", "--no-audit", "--no-fund"])
+    results = []
+    for name in names:
+        log(f"fan-out: {name}, {settings['subscribers']} subscribers over two instances, "
+            f"a post every {settings['intervalMs']} ms for {settings['seconds']} s")
+        results.append(fanout_server(name, env, user_ids, settings))
+    for result in results:
+        if result["server"] == "quill":
+            result["verdict"] = {"missed": fanout_verdict(result, smoke)}
+            result["verdict"]["pass"] = not result["verdict"]["missed"]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    print(fanout_table(results))
+    print(f"\nwritten to {os.path.relpath(output, ROOT) if str(output).startswith(str(ROOT)) else output}")
+    for result in results:
+        if "verdict" in result:
+            missed = result["verdict"]["missed"]
+            print(f"fan-out, {result['server']}: " + ("PASS" if not missed else "FAIL: " + "; ".join(missed)))
+    failed = [r for r in results if r.get("verdict") and not r["verdict"]["pass"]]
+    if failed:
+        raise SystemExit("fan-out: " + "; ".join(f"{r['server']}: {', '.join(r['verdict']['missed'])}" for r in failed))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--servers", default="quill,node-apollo,postgraphile,pgbench")
@@ -618,13 +810,31 @@ def main() -> None:
     parser.add_argument("--soak", action="store_true", help="Quill alone under q1, q1f and q5 at once, RSS sampled (see BENCHMARKS.md)")
     parser.add_argument("--soak-minutes", type=float, default=10, help="length of the soak")
     parser.add_argument("--output", default=str(RESULTS / "latest.json"))
+    parser.add_argument("--fanout", action="store_true", help="subscriptions: the fan-out across two instances of each server (see BENCHMARKS.md)")
+    parser.add_argument("--fanout-servers", default="quill,node-apollo", help="servers whose spec has a \"fanout\" section, in turn")
+    parser.add_argument("--subscribers", type=int, default=1000, help="fan-out: subscribers, spread over the two instances")
+    parser.add_argument("--fanout-seconds", type=float, default=30, help="fan-out: seconds of writes")
+    parser.add_argument("--fanout-interval-ms", type=float, default=10, help="fan-out: one post written every this many ms")
+    parser.add_argument("--fanout-clients", type=int, default=1, help="fan-out: client processes per instance")
+    parser.add_argument("--fanout-output", default=str(RESULTS / "fanout.json"))
     args = parser.parse_args()
     if args.smoke:
         args.servers, args.reps, args.warmup, args.duration = "quill", 1, 1, 2
         args.output = str(Path(tempfile.gettempdir()) / "quill-bench-smoke.json")
     names = args.servers.split(",")
     queries = args.queries.split(",")
+    fanout_settings = {
+        "subscribers": args.subscribers,
+        "seconds": args.fanout_seconds,
+        "intervalMs": args.fanout_interval_ms,
+        "clientsPerUrl": args.fanout_clients,
+    }
 
+    if args.fanout:
+        quill_bin = quill_binary(args)
+        env, user_ids = seed_database(quill_bin)
+        fanout(args.fanout_servers.split(","), env, user_ids, fanout_settings, Path(args.fanout_output), smoke=False)
+        return
     if not shutil.which("wrk"):
         apt_install("wrk")
     quill_bin = quill_binary(args)
@@ -677,6 +887,11 @@ def main() -> None:
         if q1["sql_per_req"] is None or q1["sql_per_req"] > 4:
             raise SystemExit(f"q1 costs {q1['sql_per_req']} SQL statements per request; at most 4 expected")
         print(f"smoke: {len(rows)} measurements, no failed request, q1 at {q1['sql_per_req']:.2f} SQL statements per request")
+    if args.smoke:
+        # Subscriptions too: a small fan-out over two instances of Quill, every event delivered once.
+        smoke_fanout = {**fanout_settings, "subscribers": SMOKE_FANOUT_SUBSCRIBERS, "seconds": SMOKE_FANOUT_SECONDS,
+                        "settleMs": 500, "drainQuietMs": 2000}
+        fanout(["quill"], env, user_ids, smoke_fanout, Path(tempfile.gettempdir()) / "quill-bench-smoke-fanout.json", smoke=True)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,36 @@
-// Node.js reference server for the Quill benchmark: Apollo Server 5 (standalone),
-// node-postgres, DataLoader and an ioredis cache-aside for users, written the way a
-// typical Node.js team would write it.
+// Node.js reference server for the Quill benchmark: Apollo Server 5, node-postgres,
+// DataLoader and an ioredis cache-aside for users, and subscriptions the way the Apollo
+// docs add them: graphql-ws (`useServer` on a `ws` WebSocketServer) on the same HTTP
+// server at /graphql, fed by graphql-redis-subscriptions, so that instances sharing a
+// Redis fan out to each other. Written the way a typical Node.js team would write it.
 //
 //   PORT=4010 DATABASE_URL=postgres://... REDIS_URL=redis://... NODE_ENV=production node server.js
 //
-// REDIS_URL is optional: without it users are read from PostgreSQL every time.
+// REDIS_URL is optional: without it users are read from PostgreSQL every time, and
+// subscriptions only see this instance's writes (graphql-subscriptions' in-memory PubSub).
+// EVENTS_PREFIX names the Redis channels of the events (default `node:v1:events:`).
 
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { parse as urlParse } from 'node:url';
 
-import { ApolloServer } from '@apollo/server';
-import { startStandaloneServer } from '@apollo/server/standalone';
+import { ApolloServer, HeaderMap } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { unwrapResolverError } from '@apollo/server/errors';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import bodyParser from 'body-parser';
+import { parse as parseContentType } from 'content-type';
+import cors from 'cors';
 import DataLoader from 'dataloader';
+import finalhandler from 'finalhandler';
 import { GraphQLError } from 'graphql';
+import { RedisPubSub } from 'graphql-redis-subscriptions';
+import { PubSub } from 'graphql-subscriptions';
+import { useServer } from 'graphql-ws/use/ws';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { WebSocketServer } from 'ws';
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -25,6 +40,8 @@ const DATABASE_URL = process.env.DATABASE_URL;
 const REDIS_URL = process.env.REDIS_URL;
 const CACHE_TTL_SECONDS = 3600;
 const CACHE_PREFIX = 'node:v1:user:';
+const EVENTS_PREFIX = process.env.EVENTS_PREFIX || 'node:v1:events:';
+const POST_CREATED = `${EVENTS_PREFIX}POST_CREATED`;
 // Bound on every Redis command: past it the request is served from the database.
 const REDIS_COMMAND_TIMEOUT_MS = Number.parseInt(process.env.REDIS_COMMAND_TIMEOUT_MS ?? '1000', 10);
 
@@ -77,6 +94,22 @@ if (REDIS_URL) {
 }
 
 const userKey = (id) => `${CACHE_PREFIX}${id}`;
+
+// ---------------------------------------------------------------------------
+// Events: a publisher and a subscriber connection of their own (a connection in
+// subscriber mode can do nothing else), every instance subscribed to the same channels.
+
+function createPubSub() {
+  if (!REDIS_URL) return new PubSub();
+  const options = { retryStrategy: (times) => Math.min(times * 50, 2000) };
+  const publisher = new Redis(REDIS_URL, options);
+  const subscriber = new Redis(REDIS_URL, options);
+  publisher.on('error', (err) => console.error('redis publisher:', err.message));
+  subscriber.on('error', (err) => console.error('redis subscriber:', err.message));
+  return new RedisPubSub({ publisher, subscriber });
+}
+
+const pubsub = createPubSub();
 
 async function cacheGetUsers(ids) {
   const found = new Map();
@@ -239,6 +272,10 @@ const typeDefs = `#graphql
     createPost(input: CreatePostInput!): Post!
   }
 
+  type Subscription {
+    postCreated: Post!
+  }
+
   input CreatePostInput {
     authorId: ID!
     title: String!
@@ -314,6 +351,7 @@ const resolvers = {
     async createPost(_parent, { input }) {
       const authorId = parseUuid(input.authorId);
       if (!authorId) throw badInput('`authorId` is not a valid id');
+      let post;
       try {
         const { rows } = await pool.query(
           `INSERT INTO posts (id, title, content, author_id)
@@ -321,13 +359,27 @@ const resolvers = {
            RETURNING id, title, content, author_id, created_at`,
           [randomUUID(), input.title, input.content ?? null, authorId],
         );
-        return toPost(rows[0]);
+        post = toPost(rows[0]);
       } catch (err) {
         if (err.code === '23503') {
           throw new GraphQLError('no such author', { extensions: { code: 'NOT_FOUND' } });
         }
         throw err;
       }
+      // Committed (one statement, autocommit): tell every instance's subscribers. A lost
+      // event does not fail the write.
+      try {
+        await pubsub.publish(POST_CREATED, { postCreated: post });
+      } catch (err) {
+        console.error('cannot publish postCreated:', err.message);
+      }
+      return post;
+    },
+  },
+
+  Subscription: {
+    postCreated: {
+      subscribe: () => pubsub.asyncIterableIterator(POST_CREATED),
     },
   },
 
@@ -370,12 +422,102 @@ const resolvers = {
 // ---------------------------------------------------------------------------
 // Server
 
+const schema = makeExecutableSchema({ typeDefs, resolvers });
+
+// What `startStandaloneServer` (@apollo/server/standalone) does for HTTP, line for line:
+// it keeps its http.Server to itself, and a WebSocket server has to share one. The
+// queries take exactly the path they took under `startStandaloneServer`.
+const validCharset = /^utf-(8|((16|32)(le|be)?))$/i;
+const corsHandler = cors();
+const jsonHandler = bodyParser.json({
+  verify(req) {
+    const charset = parseContentType(req).parameters.charset || 'utf-8';
+    if (!charset.match(validCharset)) {
+      throw Object.assign(new Error(`unsupported charset "${charset.toUpperCase()}"`), {
+        status: 415,
+        name: 'UnsupportedMediaTypeError',
+        charset,
+        type: 'charset.unsupported',
+      });
+    }
+  },
+  limit: '50mb',
+});
+
+const httpServer = http.createServer((req, res) => {
+  const errorHandler = finalhandler(req, res, {
+    onerror(err) {
+      console.error(err.stack || err.toString());
+    },
+  });
+  corsHandler(req, res, (err) => {
+    if (err) {
+      errorHandler(err);
+      return;
+    }
+    jsonHandler(req, res, (err) => {
+      if (err) {
+        errorHandler(err);
+        return;
+      }
+      const headers = new HeaderMap();
+      for (const [key, value] of Object.entries(req.headers)) {
+        if (value !== undefined) {
+          headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+        }
+      }
+      const httpGraphQLRequest = {
+        method: req.method.toUpperCase(),
+        headers,
+        search: urlParse(req.url).search ?? '',
+        body: 'body' in req ? req.body : undefined,
+      };
+      server
+        .executeHTTPGraphQLRequest({ httpGraphQLRequest, context: async () => ({ loaders: createLoaders() }) })
+        .then(async (httpGraphQLResponse) => {
+          for (const [key, value] of httpGraphQLResponse.headers) {
+            res.setHeader(key, value);
+          }
+          res.statusCode = httpGraphQLResponse.status || 200;
+          if (httpGraphQLResponse.body.kind === 'complete') {
+            res.end(httpGraphQLResponse.body.string);
+            return;
+          }
+          for await (const chunk of httpGraphQLResponse.body.asyncIterator) {
+            res.write(chunk);
+          }
+          res.end();
+        })
+        .catch((err) => {
+          errorHandler(err);
+        });
+    });
+  });
+});
+
+// Subscriptions (graphql-transport-ws) on the same server and path. Each subscription
+// gets its own loaders, as each HTTP request does: its events' authors are read through
+// the same DataLoader and Redis cache-aside as the queries'.
+const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql' });
+const wsCleanup = useServer({ schema, context: async () => ({ loaders: createLoaders() }) }, wsServer);
+
 const server = new ApolloServer({
-  typeDefs,
-  resolvers,
+  schema,
   introspection: false,
   includeStacktraceInErrorResponses: false,
-  plugins: [ApolloServerPluginLandingPageDisabled()],
+  plugins: [
+    ApolloServerPluginLandingPageDisabled(),
+    ApolloServerPluginDrainHttpServer({ httpServer }),
+    {
+      async serverWillStart() {
+        return {
+          async drainServer() {
+            await wsCleanup.dispose();
+          },
+        };
+      },
+    },
+  ],
   formatError(formatted, error) {
     // Errors we did not raise on purpose (database, bugs) are logged, not shown.
     if (formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') {
@@ -391,9 +533,7 @@ const server = new ApolloServer({
   },
 });
 
-const { url } = await startStandaloneServer(server, {
-  listen: { host: '127.0.0.1', port: PORT },
-  context: async () => ({ loaders: createLoaders() }),
-});
+await server.start();
+await new Promise((resolve) => httpServer.listen({ host: '127.0.0.1', port: PORT }, resolve));
 
-console.log(`node-apollo listening at ${url}`);
+console.log(`node-apollo listening at http://127.0.0.1:${httpServer.address().port}/ (subscriptions: ws on /graphql)`);
