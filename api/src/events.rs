@@ -40,9 +40,8 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// The least time a `PUBLISH` is given, whatever `CACHE_TIMEOUT_MS` says: giving up on one
 /// that Redis was about to take costs a duplicate check, a cache read does not.
 const MIN_PUBLISH_TIMEOUT: Duration = Duration::from_millis(250);
-/// How many events delivered here alone (their `PUBLISH` failed) are remembered, so that
-/// one Redis took after all is not delivered twice.
-const REMEMBERED: usize = 1024;
+/// How many of the last events' ids are remembered, so that none is delivered twice.
+const REMEMBERED: usize = 4096;
 
 /// A change that has been committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,8 +126,8 @@ struct Remote {
     publisher: ConnectionManager,
     channel: String,
     timeout: Duration,
-    /// Events this instance delivered itself because their `PUBLISH` failed or timed out.
-    delivered_here: Arc<Mutex<VecDeque<Uuid>>>,
+    /// What this instance has delivered, shared with its listener.
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl EventBus {
@@ -163,10 +162,10 @@ impl EventBus {
             .map_err(|e| anyhow::anyhow!("setting up the Redis connection: {}", url.scrub(&e.to_string())))?;
         let local = broadcast::channel(BACKLOG).0;
         let (stop, stopped) = watch::channel(());
-        let delivered_here = Arc::new(Mutex::new(VecDeque::new()));
-        let relayed = Relayed { local: local.clone(), delivered_here: delivered_here.clone() };
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let relayed = Relayed { local: local.clone(), seen: seen.clone() };
         tokio::spawn(listen(client, channel.clone(), relayed, stopped));
-        let remote = Remote { publisher, channel, timeout, delivered_here };
+        let remote = Remote { publisher, channel, timeout, seen };
         Ok(Self(Arc::new(Inner { local, redis: Some(remote), _stop: stop })))
     }
 
@@ -182,14 +181,12 @@ impl EventBus {
                 return;
             }
             metrics::counter!(EVENTS_PUBLISH_ERRORS_TOTAL).increment(1);
-            {
-                let mut delivered_here = remote.delivered_here.lock().unwrap_or_else(|e| e.into_inner());
-                if delivered_here.len() == REMEMBERED {
-                    delivered_here.pop_front();
-                }
-                delivered_here.push_back(envelope.id);
+            // Under the lock the listener takes too, so that the event is delivered here
+            // once whichever comes first: this, or Redis passing it on after all.
+            let mut seen = remote.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.first_time(envelope.id) {
+                let _ = self.0.local.send(Notice::Event(Arc::new(envelope.event)));
             }
-            let _ = self.0.local.send(Notice::Event(Arc::new(envelope.event)));
             return;
         }
         let _ = self.0.local.send(Notice::Event(Arc::new(event)));
@@ -297,30 +294,22 @@ async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<
 /// Where the listener passes events on.
 struct Relayed {
     local: broadcast::Sender<Notice>,
-    /// Events already delivered here, to skip when Redis passes them on.
-    delivered_here: Arc<Mutex<VecDeque<Uuid>>>,
+    /// What this instance has delivered, shared with its publisher.
+    seen: Arc<Mutex<Seen>>,
 }
 
-impl Relayed {
-    /// Whether the event was delivered here already (and is now forgotten).
-    fn was_delivered_here(&self, id: Uuid) -> bool {
-        let mut delivered_here = self.delivered_here.lock().unwrap_or_else(|e| e.into_inner());
-        let position = delivered_here.iter().position(|known| *known == id);
-        position.map(|position| delivered_here.remove(position)).is_some()
-    }
-}
-
-/// The ids of the last events received, so one published twice (a retried `PUBLISH` that
-/// had gone through after all) is delivered once.
+/// The ids of the last events this instance delivered, so that one published twice (a
+/// retried `PUBLISH` that had gone through after all) or delivered here because its
+/// `PUBLISH` seemed to fail, and then passed on by Redis, is delivered once.
 #[derive(Default)]
-struct Recent {
+struct Seen {
     ids: HashSet<Uuid>,
     order: VecDeque<Uuid>,
 }
 
-impl Recent {
-    /// Remembers `id`; whether it is new.
-    fn insert(&mut self, id: Uuid) -> bool {
+impl Seen {
+    /// Remembers `id`; whether it was new.
+    fn first_time(&mut self, id: Uuid) -> bool {
         if !self.ids.insert(id) {
             return false;
         }
@@ -337,7 +326,6 @@ impl Recent {
 /// Passes messages on until the subscription is lost; says why it was.
 async fn relay(pubsub: redis::aio::PubSub, relayed: &Relayed) -> &'static str {
     let (mut sink, mut messages) = pubsub.split();
-    let mut recent = Recent::default();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -347,7 +335,8 @@ async fn relay(pubsub: redis::aio::PubSub, relayed: &Relayed) -> &'static str {
                 match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
                     Ok(envelope) => {
                         metrics::counter!(EVENTS_RECEIVED_TOTAL).increment(1);
-                        if recent.insert(envelope.id) && !relayed.was_delivered_here(envelope.id) {
+                        let mut seen = relayed.seen.lock().unwrap_or_else(|e| e.into_inner());
+                        if seen.first_time(envelope.id) {
                             let _ = relayed.local.send(Notice::Event(Arc::new(envelope.event)));
                         }
                     }
