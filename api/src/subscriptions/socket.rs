@@ -128,8 +128,12 @@ pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, connection
         Session { protocol, connection, outbox, caller: None, initialised: false, active: HashMap::new() };
     let close = session.run(&mut socket, queued, &overflowed).await;
     session.end();
-    if let Some(close) = close {
-        send_close(&mut socket, close).await;
+    match close {
+        Some(close) => send_close(&mut socket, close).await,
+        // The client closed (or vanished): the reply to its close frame is still to go out.
+        None => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close()).await;
+        }
     }
 }
 

@@ -785,3 +785,19 @@ async fn an_event_whose_publish_timed_out_but_reached_redis_is_delivered_once() 
     client.assert_quiet().await;
     assert!(crate::helpers::counter_value(&app.metrics().await, "events_publish_errors_total") >= 1);
 }
+
+#[tokio::test]
+async fn a_client_that_closes_gets_the_closing_handshake_back() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut client = Client::ready(&app, None).await;
+    client.subscribe("1", "subscription { postDeleted }", json!({})).await;
+    client.assert_quiet().await;
+
+    let frame = tungstenite::protocol::CloseFrame {
+        code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "bye".into(),
+    };
+    client.socket.send(Message::Close(Some(frame))).await.unwrap();
+
+    assert_eq!(client.closed().await.0, 1000);
+}
