@@ -153,8 +153,16 @@ async fn spawn(backend: Backend, cache: &CacheKind) -> TestApp {
     spawn_app_with(backend, |config| use_cache(config, cache)).await
 }
 
-async fn create_post(app: &TestApp, author: Uuid, title: &str) -> Uuid {
-    app.create_post(author, title).await
+/// A server on a Redis of the test's own (to stop and stall), an author, and a client
+/// subscribed to `postCreated { title }` as "1".
+async fn listening_on_a_redis_of_its_own() -> (RedisServer, TestApp, Uuid, Client) {
+    let redis = RedisServer::start().await;
+    let app = spawn(Backend::Sqlite, &CacheKind::Redis(redis.url())).await;
+    let author = app.create_user("ada@example.com").await;
+    let mut client = Client::ready(&app, None).await;
+    client.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
+    client.assert_quiet().await;
+    (redis, app, author, client)
 }
 
 const POST_CREATED: &str =
@@ -172,8 +180,8 @@ async fn a_subscriber_receives_each_new_post_with_its_author(backend: Backend, c
     client.subscribe("1", POST_CREATED, json!({})).await;
     client.assert_quiet().await;
 
-    let first = create_post(&app, author, "First").await;
-    let second = create_post(&app, author, "Second").await;
+    let first = app.create_post(author, "First").await;
+    let second = app.create_post(author, "Second").await;
 
     for (id, title) in [(first, "First"), (second, "Second")] {
         assert_eq!(
@@ -192,8 +200,8 @@ async fn an_author_filter_passes_only_that_authors_posts(backend: Backend, cache
     client.subscribe("ada", POST_CREATED, json!({ "author": ada })).await;
     client.assert_quiet().await;
 
-    create_post(&app, bob, "Bob's").await;
-    let adas = create_post(&app, ada, "Ada's").await;
+    app.create_post(bob, "Bob's").await;
+    let adas = app.create_post(ada, "Ada's").await;
 
     assert_eq!(client.payload("ada").await["data"]["postCreated"]["id"], json!(adas));
     client.assert_quiet().await;
@@ -205,7 +213,7 @@ async fn updates_and_deletions_arrive_and_a_deleted_user_ends_their_subscription
 ) {
     let app = spawn(backend, &cache).await;
     let ada = app.create_user("ada@example.com").await;
-    let post = create_post(&app, ada, "Draft").await;
+    let post = app.create_post(ada, "Draft").await;
     let mut client = Client::ready(&app, None).await;
     client
         .subscribe("user", "subscription($id: UUID!) { userUpdated(id: $id) { name } }", json!({ "id": ada }))
@@ -251,7 +259,7 @@ async fn subscribers_sending_the_same_document_each_get_every_event_once(backend
     clients[0].subscribe("again", POST_CREATED, json!({})).await;
     clients[0].assert_quiet().await;
 
-    let posts = [create_post(&app, author, "One").await, create_post(&app, author, "Two").await];
+    let posts = [app.create_post(author, "One").await, app.create_post(author, "Two").await];
 
     let mut first = Vec::new();
     for _ in 0..4 {
@@ -291,14 +299,14 @@ async fn the_legacy_protocol_carries_the_same_events(backend: Backend, cache: Ca
     client.send(json!({ "id": "1", "type": "start", "payload": { "query": "subscription { postCreated { title } }" } })).await;
     client.assert_quiet().await;
 
-    create_post(&app, author, "Hello").await;
+    app.create_post(author, "Hello").await;
 
     assert_eq!(
         client.next().await,
         json!({ "id": "1", "type": "data", "payload": { "data": { "postCreated": { "title": "Hello" } } } })
     );
     client.send(json!({ "id": "1", "type": "stop" })).await;
-    create_post(&app, author, "Unheard").await;
+    app.create_post(author, "Unheard").await;
     client.assert_quiet().await;
     client.send(json!({ "type": "connection_terminate" })).await;
     assert_eq!(client.closed().await.0, 1000);
@@ -320,7 +328,7 @@ async fn an_event_written_on_one_instance_reaches_subscribers_on_the_others_once
 
     let mut written = Vec::new();
     for n in 0..10 {
-        written.push(json!(create_post(&a, author, &format!("Post {n}")).await));
+        written.push(json!(a.create_post(author, &format!("Post {n}")).await));
     }
 
     for client in [&mut on_b, &mut on_c] {
@@ -338,19 +346,13 @@ async fn an_event_written_on_one_instance_reaches_subscribers_on_the_others_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_is_announced_to_subscribers_and_delivery_resumes() {
-    let mut redis = RedisServer::start().await;
-    let cache = CacheKind::Redis(redis.url());
-    let app = spawn(Backend::Sqlite, &cache).await;
-    let author = app.create_user("ada@example.com").await;
-    let mut client = Client::ready(&app, None).await;
-    client.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
-    client.assert_quiet().await;
+    let (mut redis, app, author, mut client) = listening_on_a_redis_of_its_own().await;
 
     redis.stop();
     let interrupted = client.payload("1").await;
     redis.restart().await;
     let missed = client.payload("1").await;
-    create_post(&app, author, "After").await;
+    app.create_post(author, "After").await;
 
     assert_eq!(interrupted["errors"][0]["extensions"]["code"], "EVENTS_INTERRUPTED", "{interrupted}");
     assert!(interrupted.get("data").is_none());
@@ -362,17 +364,11 @@ async fn a_redis_restart_is_announced_to_subscribers_and_delivery_resumes() {
 
 #[tokio::test]
 async fn a_write_while_redis_is_down_still_succeeds_and_reaches_this_instances_subscribers() {
-    let mut redis = RedisServer::start().await;
-    let cache = CacheKind::Redis(redis.url());
-    let app = spawn(Backend::Sqlite, &cache).await;
-    let author = app.create_user("ada@example.com").await;
-    let mut client = Client::ready(&app, None).await;
-    client.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
-    client.assert_quiet().await;
+    let (mut redis, app, author, mut client) = listening_on_a_redis_of_its_own().await;
     redis.stop();
     assert_eq!(client.payload("1").await["errors"][0]["extensions"]["code"], "EVENTS_INTERRUPTED");
 
-    create_post(&app, author, "Written while Redis is down").await;
+    app.create_post(author, "Written while Redis is down").await;
 
     assert_eq!(
         client.payload("1").await,
@@ -616,7 +612,7 @@ async fn metrics_count_sockets_subscriptions_and_events() {
     client.assert_quiet().await;
     let before = app.metrics().await;
 
-    let post = create_post(&app, author, "Counted").await;
+    let post = app.create_post(author, "Counted").await;
     assert_eq!(client.payload("1").await["data"]["postCreated"]["id"], json!(post));
 
     let after = app.metrics().await;
@@ -732,8 +728,8 @@ async fn after_a_redis_restart_the_first_event_of_each_instance_reaches_the_othe
     on_b.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
     on_b.assert_quiet().await;
     // Each instance has published before, so its publishing connection is open.
-    create_post(&a, author, "Before, through A").await;
-    create_post(&b, author, "Before, through B").await;
+    a.create_post(author, "Before, through A").await;
+    b.create_post(author, "Before, through B").await;
     for client in [&mut on_a, &mut on_b] {
         for _ in 0..2 {
             client.payload("1").await;
@@ -746,8 +742,8 @@ async fn after_a_redis_restart_the_first_event_of_each_instance_reaches_the_othe
         assert_eq!(client.payload("1").await["errors"][0]["extensions"]["code"], "EVENTS_INTERRUPTED");
         assert_eq!(client.payload("1").await["errors"][0]["extensions"]["code"], "EVENTS_MISSED");
     }
-    create_post(&a, author, "After, through A").await;
-    create_post(&b, author, "After, through B").await;
+    a.create_post(author, "After, through A").await;
+    b.create_post(author, "After, through B").await;
 
     for client in [&mut on_a, &mut on_b] {
         for title in ["After, through A", "After, through B"] {
@@ -761,13 +757,7 @@ async fn after_a_redis_restart_the_first_event_of_each_instance_reaches_the_othe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_whose_publish_timed_out_but_reached_redis_is_delivered_once() {
-    let redis = RedisServer::start().await;
-    let cache = CacheKind::Redis(redis.url());
-    let app = spawn(Backend::Sqlite, &cache).await;
-    let author = app.create_user("ada@example.com").await;
-    let mut client = Client::ready(&app, None).await;
-    client.subscribe("1", "subscription { postCreated { title } }", json!({})).await;
-    client.assert_quiet().await;
+    let (redis, app, author, mut client) = listening_on_a_redis_of_its_own().await;
 
     // Redis stalls for longer than a publish may wait, then takes the `PUBLISH` anyway.
     let url = redis.url();
@@ -778,7 +768,7 @@ async fn an_event_whose_publish_timed_out_but_reached_redis_is_delivered_once() 
             ::redis::cmd("DEBUG").arg("SLEEP").arg("0.6").query_async(&mut connection).await;
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    create_post(&app, author, "Stalled").await;
+    app.create_post(author, "Stalled").await;
     stall.await.unwrap();
 
     assert_eq!(client.payload("1").await, json!({ "data": { "postCreated": { "title": "Stalled" } } }));
