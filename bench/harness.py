@@ -496,6 +496,14 @@ def quill_binary(args) -> str:
     return str(target / "release" / "api")
 
 
+def subscriber_binary() -> str:
+    """A release build of the fan-out benchmark's Rust subscriber (`bench/subscriber`)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    log("building the fan-out subscriber (release)")
+    run(["cargo", "build", "--release", "--locked", "-q", "-p", "fanout-subscriber"], cwd=ROOT)
+    return str(target / "release" / "fanout-subscriber")
+
+
 def seed_database(quill_bin: str) -> tuple[dict, list[str]]:
     """A fresh `quill_bench`, seeded by Quill; the servers' environment and the user ids."""
     log(f"creating and seeding the database {DATABASE}")
@@ -658,7 +666,7 @@ FANOUT_METRICS = (
 )
 
 
-def fanout_server(name: str, env: dict, user_ids: list[str], settings: dict) -> dict:
+def fanout_server(name: str, env: dict, user_ids: list[str], settings: dict, client: dict) -> dict:
     """One server as two instances on one database and Redis, and the fan-out driver against them."""
     spec_servers = [load_server(name), load_server(name)]
     spec = spec_servers[0].spec.get("fanout")
@@ -693,6 +701,7 @@ def fanout_server(name: str, env: dict, user_ids: list[str], settings: dict) -> 
             },
             "authors": user_ids,
             **settings,
+            **client,
         }
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
             json.dump(config, file)
@@ -774,11 +783,13 @@ def fanout_table(results: list[dict]) -> str:
 def fanout(names: list[str], env: dict, user_ids: list[str], settings: dict, output: Path, smoke: bool) -> None:
     """Each server's fan-out in turn, the table, `output`; Quill's misses fail the run."""
     npm_install("the fan-out driver", FANOUT, ["npm", "ci", "--no-audit", "--no-fund"])
+    # The binary's path goes to the driver, not into the results.
+    client = {"subscriberBin": subscriber_binary()} if settings["client"] == "rust" else {}
     results = []
     for name in names:
         log(f"fan-out: {name}, {settings['subscribers']} subscribers over two instances, "
             f"a post every {settings['intervalMs']} ms for {settings['seconds']} s")
-        results.append(fanout_server(name, env, user_ids, settings))
+        results.append(fanout_server(name, env, user_ids, settings, client))
     for result in results:
         if result["server"] == "quill":
             result["verdict"] = {"missed": fanout_verdict(result, smoke)}
@@ -816,6 +827,9 @@ def main() -> None:
     parser.add_argument("--fanout-seconds", type=float, default=30, help="fan-out: seconds of writes")
     parser.add_argument("--fanout-interval-ms", type=float, default=10, help="fan-out: one post written every this many ms")
     parser.add_argument("--fanout-clients", type=int, default=1, help="fan-out: client processes per instance")
+    parser.add_argument("--fanout-client", choices=("rust", "raw", "graphql-ws"), default="rust",
+                        help="fan-out: the subscribers' client: bench/subscriber (rust), or Node speaking "
+                        "graphql-transport-ws directly over ws (raw) or through the graphql-ws library")
     parser.add_argument("--fanout-output", default=str(RESULTS / "fanout.json"))
     args = parser.parse_args()
     if args.smoke:
@@ -828,6 +842,7 @@ def main() -> None:
         "seconds": args.fanout_seconds,
         "intervalMs": args.fanout_interval_ms,
         "clientsPerUrl": args.fanout_clients,
+        "client": args.fanout_client,
     }
 
     if args.fanout:

@@ -12,6 +12,9 @@
 //   authors        user ids the posts are written by, in turn
 //   subscribers    1000        seconds 30        intervalMs 10
 //   clientsPerUrl  1           batch 50          settleMs 2000
+//   client         "rust" (bench/subscriber, the binary at `subscriberBin`), "raw"
+//                  (subscriber.mjs speaking graphql-transport-ws directly over `ws`) or
+//                  "graphql-ws" (subscriber.mjs through the graphql-ws library's client)
 //   drainQuietMs   5000 (stop waiting once nothing arrived for this long)   drainMaxMs 60000
 //   maxInFlight    16 (writes in flight at once; the schedule slips past it)
 //
@@ -20,11 +23,12 @@
 // figure slightly overstates commit-to-client. Progress goes to stderr, the result (JSON)
 // to stdout.
 
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
@@ -39,6 +43,7 @@ const config = {
   seconds: 30,
   intervalMs: 10,
   clientsPerUrl: 1,
+  client: 'rust',
   batch: 50,
   settleMs: 2000,
   drainQuietMs: 5000,
@@ -167,6 +172,21 @@ async function writePost(title) {
 // Client processes
 
 const workers = [];
+
+// A client process: `subscriber.mjs` over Node's IPC, or the Rust subscriber (`client:
+// "rust"`, at `subscriberBin`) over JSON lines on its stdin and stdout. The same messages.
+function spawnClient(onMessage) {
+  if (config.client === 'rust') {
+    const child = spawn(config.subscriberBin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    createInterface({ input: child.stdout }).on('line', (line) => onMessage(JSON.parse(line)));
+    child.stdin.on('error', () => {}); // gone: its exit says so
+    return { child, send: (message) => child.stdin.write(`${JSON.stringify(message)}\n`) };
+  }
+  const child = fork(path.join(here, 'subscriber.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  child.on('message', onMessage);
+  return { child, send: (message) => child.send(message) };
+}
+
 function startWorkers() {
   const urls = config.servers.map((s) => s.url.replace(/^http/, 'ws'));
   const perUrl = urls.map((_, i) => Math.floor(config.subscribers / urls.length) + (i < config.subscribers % urls.length ? 1 : 0));
@@ -175,17 +195,19 @@ function startWorkers() {
     for (let c = 0; c < config.clientsPerUrl; c += 1) {
       const count = Math.floor(perUrl[server] / config.clientsPerUrl) + (c < perUrl[server] % config.clientsPerUrl ? 1 : 0);
       if (count === 0) continue;
-      const child = fork(path.join(here, 'subscriber.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      const worker = { child, server, url, count, pending: [] };
-      child.on('message', (message) => {
-        const waiting = worker.pending.findIndex((p) => p.type === message.type);
-        if (waiting >= 0) worker.pending.splice(waiting, 1)[0].resolve(message);
-      });
-      child.on('exit', (code) => {
+      const worker = { server, url, count, pending: [] };
+      Object.assign(
+        worker,
+        spawnClient((message) => {
+          const waiting = worker.pending.findIndex((p) => p.type === message.type);
+          if (waiting >= 0) worker.pending.splice(waiting, 1)[0].resolve(message);
+        }),
+      );
+      worker.child.on('exit', (code) => {
         worker.exited = code;
       });
       workers.push(worker);
-      child.send({ cmd: 'start', url, count, batch: config.batch, query: config.subscription, runPrefix, probePrefix, capacity });
+      worker.send({ cmd: 'start', url, client: config.client, count, batch: config.batch, query: config.subscription, runPrefix, probePrefix, capacity });
     }
   });
 }
@@ -193,7 +215,7 @@ function startWorkers() {
 function ask(worker, type, message) {
   return new Promise((resolve, reject) => {
     worker.pending.push({ type, resolve });
-    if (message) worker.child.send(message);
+    if (message) worker.send(message);
     if (worker.exited !== undefined) reject(new Error(`a client process exited (${worker.exited})`));
   });
 }
@@ -206,7 +228,7 @@ const askAll = (type, message) => Promise.all(workers.map((w) => ask(w, type, me
 async function main() {
   const pids = config.servers.map((s) => s.pid);
   const startedAt = new Date().toISOString();
-  log(`${config.subscribers} subscribers over ${config.servers.length} instances, ${config.clientsPerUrl} client process(es) per instance`);
+  log(`${config.subscribers} subscribers over ${config.servers.length} instances, ${config.clientsPerUrl} client process(es) per instance, ${config.client} client`);
   startWorkers();
   const connectStart = now();
   const ready = await askAll('ready');
@@ -390,6 +412,7 @@ async function main() {
       seconds: config.seconds,
       interval_ms: config.intervalMs,
       client_processes: workers.length,
+      client: config.client,
       batch: config.batch,
       settle_ms: config.settleMs,
       drain_quiet_ms: config.drainQuietMs,

@@ -1,9 +1,9 @@
 // One client process of the fan-out benchmark (forked by fanout.mjs): opens its share of
-// the subscribers against one server URL, each its own WebSocket and graphql-ws client,
-// and records every `postCreated` that arrives: which subscriber, which post, and how long
+// the subscribers against one server URL, each its own WebSocket (speaking
+// graphql-transport-ws directly, or through the graphql-ws client), and records every `postCreated` that arrives: which subscriber, which post, and how long
 // after the post's `createdAt` it was received. Talks to its parent over IPC:
 //
-//   parent -> { cmd: 'start', url, count, batch, query, runPrefix, probePrefix, capacity }
+//   parent -> { cmd: 'start', url, client, count, batch, query, runPrefix, probePrefix, capacity }
 //   child  -> { type: 'ready', connected, failed, closeCodes }   once every batch is connected
 //   parent -> { cmd: 'status' }      child -> { type: 'status', ... } (counts so far)
 //   parent -> { cmd: 'finish', written: [post ids], latencyFile }
@@ -51,7 +51,7 @@ class Float64List {
 }
 
 let settings;
-const subscribers = []; // { client, seen: deliveries per post index, probe, connected, closed }
+const subscribers = []; // { index, dispose, seen: deliveries per post index, probe, connected, closed }
 const closeCodes = {};
 const errors = {};
 let disposing = false;
@@ -120,53 +120,121 @@ function record(subscriber, result) {
   deliveries += 1;
 }
 
-function open(index) {
-  const subscriber = { seen: new Uint8Array(settings.capacity), probe: false, connected: false, closed: false };
-  return new Promise((resolve) => {
-    let settled = false;
-    const settle = () => {
-      if (!settled) {
-        settled = true;
-        resolve(subscriber);
-      }
-    };
-    subscriber.client = createClient({
-      url: settings.url,
-      webSocketImpl: WebSocket,
-      connectionParams: {},
-      retryAttempts: 0,
-      on: {
-        connected: () => {
-          subscriber.connected = true;
-          settle();
-        },
-        closed: (event) => {
-          subscriber.closed = true;
-          if (!disposing) countInto(closeCodes, String(event?.code ?? 'unknown'));
-          settle();
-        },
+// Settles `subscriber` once: connected and subscribed, or failed.
+function settler(subscriber, resolve) {
+  let settled = false;
+  return () => {
+    if (!settled) {
+      settled = true;
+      resolve(subscriber);
+    }
+  };
+}
+
+// The graphql-ws library's client, one per subscriber (`client: "graphql-ws"`).
+function openGraphqlWs(subscriber, settle) {
+  subscriber.client = createClient({
+    url: settings.url,
+    webSocketImpl: WebSocket,
+    connectionParams: {},
+    retryAttempts: 0,
+    on: {
+      connected: () => {
+        subscriber.connected = true;
+        settle();
       },
+      closed: (event) => {
+        subscriber.closed = true;
+        if (!disposing) countInto(closeCodes, String(event?.code ?? 'unknown'));
+        settle();
+      },
+    },
+  });
+  subscriber.client.subscribe(
+    { query: settings.query },
+    {
+      next: (result) => record(subscriber, result),
+      error: (error) => {
+        if (disposing) return;
+        const what = Array.isArray(error)
+          ? `graphql: ${error[0]?.message}`
+          : error?.code !== undefined
+            ? `closed: ${error.code}`
+            : `error: ${error?.message ?? error}`;
+        countInto(errors, what);
+        settle();
+      },
+      complete: () => {
+        if (!disposing) countInto(errors, 'completed by the server');
+      },
+    },
+  );
+  subscriber.dispose = () => subscriber.client.dispose();
+}
+
+// The graphql-transport-ws protocol spoken directly over a `ws` socket (`client: "raw"`,
+// the default): the same messages graphql-ws exchanges (connection_init, subscribe, next,
+// ping/pong, error, complete), without the library's per-message bookkeeping, so that the
+// client processes' CPU goes on receiving and the latency measured is the server's.
+function openRaw(subscriber, settle) {
+  const socket = new WebSocket(settings.url, 'graphql-transport-ws', { perMessageDeflate: false });
+  const send = (message) => socket.send(JSON.stringify(message));
+  socket.on('open', () => send({ type: 'connection_init', payload: {} }));
+  socket.on('message', (data) => {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      countInto(errors, 'a message that is not JSON');
+      return;
+    }
+    switch (message.type) {
+      case 'next':
+        record(subscriber, message.payload);
+        break;
+      case 'ping':
+        send({ type: 'pong' });
+        break;
+      case 'pong':
+        break;
+      case 'connection_ack':
+        send({ id: '1', type: 'subscribe', payload: { query: settings.query } });
+        subscriber.connected = true;
+        settle();
+        break;
+      case 'error':
+        if (!disposing) countInto(errors, `graphql: ${message.payload?.[0]?.message}`);
+        settle();
+        break;
+      case 'complete':
+        if (!disposing) countInto(errors, 'completed by the server');
+        break;
+      default:
+        countInto(errors, `unexpected message: ${message.type}`);
+    }
+  });
+  socket.on('error', (error) => {
+    if (!disposing) countInto(errors, `error: ${error?.message ?? error}`);
+  });
+  socket.on('close', (code) => {
+    subscriber.closed = true;
+    if (!disposing) countInto(closeCodes, String(code));
+    settle();
+  });
+  subscriber.dispose = () =>
+    new Promise((resolve) => {
+      if (socket.readyState === WebSocket.CLOSED) return resolve();
+      socket.once('close', resolve);
+      socket.close(1000);
     });
-    subscriber.client.subscribe(
-      { query: settings.query },
-      {
-        next: (result) => record(subscriber, result),
-        error: (error) => {
-          if (disposing) return;
-          const what = Array.isArray(error)
-            ? `graphql: ${error[0]?.message}`
-            : error?.code !== undefined
-              ? `closed: ${error.code}`
-              : `error: ${error?.message ?? error}`;
-          countInto(errors, what);
-          settle();
-        },
-        complete: () => {
-          if (!disposing) countInto(errors, 'completed by the server');
-        },
-      },
-    );
-    subscriber.index = index;
+}
+
+function open(index) {
+  const subscriber = { index, seen: new Uint8Array(settings.capacity), probe: false, connected: false, closed: false };
+  return new Promise((resolve) => {
+    const settle = settler(subscriber, resolve);
+    if (settings.client === 'graphql-ws') openGraphqlWs(subscriber, settle);
+    else openRaw(subscriber, settle);
   });
 }
 
@@ -241,7 +309,7 @@ async function finish({ written, latencyFile }) {
     errors,
     lastReceipt,
   });
-  await Promise.all(subscribers.map((s) => s.client.dispose()));
+  await Promise.all(subscribers.map((s) => s.dispose()));
   process.disconnect();
   setTimeout(() => process.exit(0), 2000).unref();
 }
