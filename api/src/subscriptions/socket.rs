@@ -10,17 +10,26 @@
 //! 4409 for an id in use, 4429 for a second `connection_init`; 1013 (try again later)
 //! when the client reads too slowly to keep up, and 1001 (going away) on shutdown.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Wake, Waker},
+    time::Duration,
+};
 
 use async_graphql::{Response, parser::types::OperationType};
 use axum::{
     extract::ws::{CloseFrame, Message, WebSocket},
     http::{HeaderMap, HeaderValue, header},
 };
-use futures::SinkExt as _;
+use futures::{SinkExt as _, StreamExt as _, task::AtomicWaker};
 use serde_json::{Value, json};
 use tokio::{
-    sync::{Notify, mpsc, watch},
+    sync::{Notify, futures::Notified, mpsc, watch},
     task::AbortHandle,
 };
 
@@ -162,15 +171,24 @@ enum Unsent {
     TooSlow,
 }
 
+/// The connection's one wait for its queue to overflow, made once and polled by every
+/// `select!` of the connection (a `Notified` made per message registered with the `Notify`
+/// and unregistered again each time). Only one exists, so `notify_one` always reaches it.
+type Overflow<'p, 'n> = Pin<&'p mut Notified<'n>>;
+
 /// Sends `text`, unless the connection overflows first: a client that stops reading must
 /// not hold its connection's task (and the hub's messages for it) for ever.
-async fn send(socket: &mut WebSocket, text: String, overflowed: &Notify) -> Result<(), Unsent> {
-    send_all(socket, vec![text], overflowed).await
+async fn send(socket: &mut WebSocket, text: String, overflow: &mut Overflow<'_, '_>) -> Result<(), Unsent> {
+    send_all(socket, vec![text], overflow).await
 }
 
 /// Sends `texts` in as few writes as the socket takes, unless the connection overflows
 /// first (see [`send`]).
-async fn send_all(socket: &mut WebSocket, texts: Vec<String>, overflowed: &Notify) -> Result<(), Unsent> {
+async fn send_all(
+    socket: &mut WebSocket,
+    texts: Vec<String>,
+    overflow: &mut Overflow<'_, '_>,
+) -> Result<(), Unsent> {
     if texts.is_empty() {
         return Ok(());
     }
@@ -182,7 +200,62 @@ async fn send_all(socket: &mut WebSocket, texts: Vec<String>, overflowed: &Notif
     };
     tokio::select! {
         sent = sent => sent.map_err(|_| Unsent::Gone),
-        () = overflowed.notified() => Err(Unsent::TooSlow),
+        () = overflow.as_mut() => Err(Unsent::TooSlow),
+    }
+}
+
+/// The socket's reads, attempted only when it may have something. `select!` polls every
+/// branch each time the connection's task wakes, which for a subscriber is once per event
+/// sent; a read attempt is not free even with nothing to read (tungstenite zero-fills the
+/// free part of its read buffer, then the wakers are registered again), and under a fan-out
+/// it was a fifth of the connection's CPU outside the kernel. So the read side gets a waker
+/// of its own, which marks it readable before it wakes the task.
+struct Reads {
+    woken: Arc<ReadWoken>,
+    waker: Waker,
+}
+
+struct ReadWoken {
+    /// Whether the socket may have a message: it woke its reader, or the last read gave a
+    /// message (tungstenite may hold more, read in the same system call).
+    readable: AtomicBool,
+    /// The connection's task, to wake when the socket does.
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWoken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.readable.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Reads {
+    fn new() -> Self {
+        let woken = Arc::new(ReadWoken { readable: AtomicBool::new(true), task: AtomicWaker::new() });
+        Self { waker: Waker::from(woken.clone()), woken }
+    }
+
+    /// The socket's next message, as [`WebSocket::recv`].
+    fn next<'a>(
+        &'a self,
+        socket: &'a mut WebSocket,
+    ) -> impl Future<Output = Option<Result<Message, axum::Error>>> + 'a {
+        std::future::poll_fn(move |cx| {
+            self.woken.task.register(cx.waker());
+            if !self.woken.readable.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            let message = socket.poll_next_unpin(&mut Context::from_waker(&self.waker));
+            if message.is_ready() {
+                self.woken.readable.store(true, Ordering::Release);
+            }
+            message
+        })
     }
 }
 
@@ -221,11 +294,17 @@ impl Session {
             tokio::time::interval_at(tokio::time::Instant::now() + settings.keepalive, settings.keepalive);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut going_away = self.connection.going_away.clone();
+        // Made once, not per message: each would register and unregister a waiter.
+        let going_away = until_true(&mut going_away);
+        tokio::pin!(going_away);
+        let overflow = overflowed.notified();
+        tokio::pin!(overflow);
+        let reads = Reads::new();
         // When the client last sent anything, a pong included.
         let mut heard = tokio::time::Instant::now();
         loop {
             let text = tokio::select! {
-                incoming = socket.recv() => {
+                incoming = reads.next(socket) => {
                     heard = tokio::time::Instant::now();
                     match incoming {
                         Some(Ok(Message::Text(text))) => Some(text),
@@ -242,7 +321,7 @@ impl Session {
                     {
                         texts.extend(self.frame(outgoing));
                     }
-                    match send_all(socket, texts, overflowed).await {
+                    match send_all(socket, texts, &mut overflow).await {
                         Ok(()) => {}
                         Err(Unsent::Gone) => return None,
                         Err(Unsent::TooSlow) => return Some(too_slow()),
@@ -262,7 +341,7 @@ impl Session {
                         Protocol::TransportWs => r#"{"type":"ping"}"#,
                         Protocol::Legacy => r#"{"type":"ka"}"#,
                     };
-                    match send(socket, ping.to_owned(), overflowed).await {
+                    match send(socket, ping.to_owned(), &mut overflow).await {
                         // A WebSocket ping too, which every client answers by itself (the
                         // legacy protocol's `ka` asks for no answer).
                         Ok(()) => if socket.send(Message::Ping(Default::default())).await.is_err() {
@@ -273,8 +352,8 @@ impl Session {
                     }
                     None
                 }
-                () = overflowed.notified() => return Some(too_slow()),
-                () = until_true(&mut going_away) => {
+                () = overflow.as_mut() => return Some(too_slow()),
+                () = going_away.as_mut() => {
                     return Some(Close::new(1001, "the server is shutting down: reconnect", "going_away"));
                 }
             };
@@ -282,7 +361,7 @@ impl Session {
                 match self.receive(&text).await {
                     Ok(replies) => {
                         for reply in replies {
-                            match send(socket, reply, overflowed).await {
+                            match send(socket, reply, &mut overflow).await {
                                 Ok(()) => {}
                                 Err(Unsent::Gone) => return None,
                                 Err(Unsent::TooSlow) => return Some(too_slow()),

@@ -395,6 +395,40 @@ async fn queries_and_mutations_run_over_the_socket_too() {
 }
 
 #[tokio::test]
+async fn messages_that_arrive_in_one_write_are_each_answered() {
+    // The server reads all three in one go: each must be answered without the socket
+    // waking it again (it reads only when woken, or when its last read gave a message).
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut client = Client::connect(&app, "graphql-transport-ws").await;
+    let messages = [
+        json!({ "type": "connection_init", "payload": {} }),
+        json!({ "id": "a", "type": "subscribe", "payload": { "query": "{ users(first: 1) { totalCount } }" } }),
+        json!({ "type": "ping" }),
+    ];
+    for message in messages {
+        client.socket.feed(Message::text(message.to_string())).await.expect("queueing a message");
+    }
+    client.socket.flush().await.expect("sending the messages in one write");
+
+    assert_eq!(client.next().await, json!({ "type": "connection_ack" }));
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(client.next().await);
+    }
+    // The pong may overtake the query's answer (operations run side by side).
+    let pong = answers.iter().position(|m| *m == json!({ "type": "pong" }));
+    assert!(pong.is_some(), "{answers:?}");
+    answers.remove(pong.unwrap());
+    assert_eq!(
+        answers,
+        [
+            json!({ "id": "a", "type": "next", "payload": { "data": { "users": { "totalCount": 0 } } } }),
+            json!({ "id": "a", "type": "complete" }),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn the_token_of_connection_init_decides_what_a_subscriber_may_see() {
     let app = spawn_app(Backend::Sqlite).await;
     let ada = app.create_user("ada@example.com").await;
