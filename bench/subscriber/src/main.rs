@@ -259,8 +259,9 @@ async fn subscriber(
         }
     };
     request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
-    // A small read buffer: tungstenite zero-fills the free part of it before each read.
-    let config = WebSocketConfig::default().read_buffer_size(4096);
+    // A small read buffer: tungstenite zero-fills the free part of it before each read
+    // attempt, one per message received. A message is about 200 bytes.
+    let config = WebSocketConfig::default().read_buffer_size(1024);
     let mut socket = match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
         Ok((socket, _)) => socket,
         Err(error) => {
@@ -274,10 +275,13 @@ async fn subscriber(
         closed("1006".into());
         return settle();
     }
+    // One wait for the end of the run, not one made (and registered) per message.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     let code = loop {
         let message = tokio::select! {
             message = socket.next() => message,
-            _ = stop.changed() => {
+            _ = &mut stopped => {
                 let _ = socket.close(None).await;
                 // Until the server's close frame, briefly.
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
