@@ -171,7 +171,9 @@ fn fields_in_place<'a, T: ContainerType + ?Sized>(
         return None;
     }
     let fragments = &ctx.query_env.fragments;
-    fragments_known(fragments, &ctx.item.node).then(|| SelectedFields {
+    let size = selected_size(fragments, &ctx.item.node, 4)?;
+    Some(SelectedFields {
+        size,
         fragments,
         interfaces: ctx.schema_env.registry.implements.get(type_name.as_ref()),
         type_name,
@@ -182,13 +184,24 @@ fn fields_in_place<'a, T: ContainerType + ?Sized>(
 
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
 
-fn fragments_known(fragments: &Fragments, selection_set: &SelectionSet) -> bool {
-    selection_set.items.iter().all(|selection| match &selection.node {
-        Selection::Field(_) => true,
-        Selection::FragmentSpread(spread) => fragments.contains_key(&spread.node.fragment_name.node),
-        Selection::InlineFragment(fragment) => {
-            fragments_known(fragments, &fragment.node.selection_set.node)
-        }
+/// How many fields `selection_set` holds with its fragments expanded (those on other types
+/// counted too: an upper bound, to size the object's map once), or `None` when it spreads a
+/// fragment the document lacks. Fragments nested deeper than `depth` count as one field
+/// (validation has already refused cycles; this only bounds the walk).
+fn selected_size(fragments: &Fragments, selection_set: &SelectionSet, depth: usize) -> Option<usize> {
+    selection_set.items.iter().try_fold(0, |size, selection| {
+        let inner = match &selection.node {
+            Selection::Field(_) => return Some(size + 1),
+            Selection::FragmentSpread(spread) => {
+                &fragments.get(&spread.node.fragment_name.node)?.node.selection_set.node
+            }
+            Selection::InlineFragment(fragment) => &fragment.node.selection_set.node,
+        };
+        let inner = match depth {
+            0 => 1,
+            _ => selected_size(fragments, inner, depth - 1)?,
+        };
+        Some(size + inner)
     })
 }
 
@@ -197,6 +210,8 @@ fn fragments_known(fragments: &Fragments, selection_set: &SelectionSet) -> bool 
 /// expands them (`@skip` and `@include` are already applied to the document). Taken one
 /// at a time: a selection without fragments costs no allocation.
 struct SelectedFields<'a> {
+    /// At least how many fields there are: the object's map is made this large.
+    size: usize,
     fragments: &'a Fragments,
     /// The interfaces the object implements, for fragments on an interface.
     interfaces: Option<&'a IndexSet<String>>,
@@ -265,7 +280,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
 ) -> Pin<Box<dyn Future<Output = ServerResult<Value>> + Send + 'a>> {
     let ctx = ctx.clone();
     Box::pin(async move {
-        let mut results = IndexMap::with_capacity(ctx.item.node.items.len());
+        let mut results = IndexMap::with_capacity(fields.size);
         let mut propagated = None;
         let mut record = |field: &Positioned<Field>, outcome: ServerResult<Value>| match outcome {
             Ok(value) => {
