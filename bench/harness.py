@@ -817,7 +817,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--q4-rate", type=float, default=400, help="createPost requests per second, all connections")
     parser.add_argument("--smoke", action="store_true", help="Quill alone, short runs, one repetition (CI)")
-    parser.add_argument("--quill-bin", metavar="PATH", help="this Quill binary instead of a release build (no cargo)")
+    parser.add_argument("--quill-bin", metavar="PATH", help="this Quill binary instead of a release build (no cargo for Quill; "
+                        "--fanout still builds its Rust subscriber)")
     parser.add_argument("--soak", action="store_true", help="Quill alone under q1, q1f and q5 at once, RSS sampled (see BENCHMARKS.md)")
     parser.add_argument("--soak-minutes", type=float, default=10, help="length of the soak")
     parser.add_argument("--output", default=str(RESULTS / "latest.json"))

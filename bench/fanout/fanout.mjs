@@ -1,5 +1,6 @@
 // The fan-out benchmark's driver: N subscribers spread evenly over the instances of one
-// server (each URL served by one or more client processes, subscriber.mjs), then one post
+// server (each URL served by one or more client processes: bench/subscriber, or
+// subscriber.mjs), then one post
 // written every `intervalMs` for `seconds` through HTTP to the first instance, and every
 // delivery counted and timed. `bench/run --fanout` runs it (see BENCHMARKS.md); by hand:
 //
