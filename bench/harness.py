@@ -482,6 +482,14 @@ def apt_install(package: str) -> None:
         run(["apt-get", "install", "-y", "-qq", package], stdout=subprocess.DEVNULL)
 
 
+def release_build(package: str, what: str) -> str:
+    """A release build of the workspace's `package` (whose binary has its name); its path."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    log(f"building {what} (release)")
+    run(["cargo", "build", "--release", "--locked", "-q", "-p", package], cwd=ROOT)
+    return str(target / "release" / package)
+
+
 def quill_binary(args) -> str:
     """The given `--quill-bin`, or a release build of this checkout."""
     if args.quill_bin:
@@ -490,18 +498,7 @@ def quill_binary(args) -> str:
             raise SystemExit(f"--quill-bin {args.quill_bin}: not an executable file")
         log(f"using the Quill binary {args.quill_bin} (no build)")
         return str(path)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    log("building Quill (release)")
-    run(["cargo", "build", "--release", "--locked", "-q", "-p", "api"], cwd=ROOT)
-    return str(target / "release" / "api")
-
-
-def subscriber_binary() -> str:
-    """A release build of the fan-out benchmark's Rust subscriber (`bench/subscriber`)."""
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    log("building the fan-out subscriber (release)")
-    run(["cargo", "build", "--release", "--locked", "-q", "-p", "fanout-subscriber"], cwd=ROOT)
-    return str(target / "release" / "fanout-subscriber")
+    return release_build("api", "Quill")
 
 
 def seed_database(quill_bin: str) -> tuple[dict, list[str]]:
@@ -784,7 +781,7 @@ def fanout(names: list[str], env: dict, user_ids: list[str], settings: dict, out
     """Each server's fan-out in turn, the table, `output`; Quill's misses fail the run."""
     npm_install("the fan-out driver", FANOUT, ["npm", "ci", "--no-audit", "--no-fund"])
     # The binary's path goes to the driver, not into the results.
-    client = {"subscriberBin": subscriber_binary()} if settings["client"] == "rust" else {}
+    client = {"subscriberBin": release_build("fanout-subscriber", "the fan-out subscriber")} if settings["client"] == "rust" else {}
     results = []
     for name in names:
         log(f"fan-out: {name}, {settings['subscribers']} subscribers over two instances, "
