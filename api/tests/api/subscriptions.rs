@@ -23,6 +23,7 @@ crate::cache_tests!(
     updates_and_deletions_arrive_and_a_deleted_user_ends_their_subscription,
     subscribers_sending_the_same_document_each_get_every_event_once,
     the_legacy_protocol_carries_the_same_events,
+    a_burst_of_writes_reaches_every_subscription_whole_and_in_each_authors_order,
 );
 
 /// How long a test waits for a message it expects.
@@ -288,6 +289,58 @@ async fn subscribers_sending_the_same_document_each_get_every_event_once(backend
     for client in &mut clients {
         client.assert_quiet().await;
     }
+}
+
+async fn a_burst_of_writes_reaches_every_subscription_whole_and_in_each_authors_order(
+    backend: Backend,
+    cache: CacheKind,
+) {
+    let app = spawn(backend, &cache).await;
+    let mut authors = Vec::new();
+    for n in 0..4 {
+        authors.push(app.create_user(&format!("author{n}@example.com")).await);
+    }
+    // Two documents on one connection, the one on another: the hub answers an event for
+    // each document, several events at once, and must still send them in the bus's order.
+    let mut both = Client::ready(&app, None).await;
+    both.subscribe("with-author", POST_CREATED, json!({})).await;
+    both.subscribe("bare", "subscription { postCreated { id } }", json!({})).await;
+    let mut bare = Client::ready(&app, None).await;
+    bare.subscribe("bare", "subscription { postCreated { id } }", json!({})).await;
+    bare.assert_quiet().await;
+
+    // Each author's posts one after another (so their commit order is known), the four
+    // authors at once.
+    let written: Vec<Vec<Value>> = futures::future::join_all(authors.iter().map(|&author| {
+        let app = &app;
+        async move {
+            let mut posts = Vec::new();
+            for n in 0..5 {
+                posts.push(json!(app.create_post(author, &format!("Post {n}")).await));
+            }
+            posts
+        }
+    }))
+    .await;
+
+    let mut received: std::collections::HashMap<&str, Vec<Value>> = std::collections::HashMap::new();
+    for _ in 0..40 {
+        let message = both.next().await;
+        let id = if message["id"] == "bare" { "bare" } else { "with-author" };
+        received.entry(id).or_default().push(message["payload"]["data"]["postCreated"]["id"].clone());
+    }
+    let mut alone = Vec::new();
+    for _ in 0..20 {
+        alone.push(bare.payload("bare").await["data"]["postCreated"]["id"].clone());
+    }
+    assert_eq!(received["with-author"], received["bare"], "one order for every subscription");
+    assert_eq!(alone, received["bare"], "one order for every subscription");
+    for posts in &written {
+        let in_order: Vec<&Value> = alone.iter().filter(|id| posts.contains(id)).collect();
+        assert_eq!(in_order, posts.iter().collect::<Vec<_>>(), "each author's posts once, in commit order");
+    }
+    both.assert_quiet().await;
+    bare.assert_quiet().await;
 }
 
 async fn the_legacy_protocol_carries_the_same_events(backend: Backend, cache: CacheKind) {
