@@ -303,7 +303,13 @@ impl Session {
         // When the client last sent anything, a pong included.
         let mut heard = tokio::time::Instant::now();
         loop {
+            // In this order, and no further than the first branch ready: a subscriber's
+            // task wakes once per event sent, and each wake used to poll every branch in a
+            // random order, the timers and the waits for overflow and shutdown included.
+            // The client's messages come first, so that a queue that never empties cannot
+            // starve them; one that never empties ends in overflow (see `send_all`).
             let text = tokio::select! {
+                biased;
                 incoming = reads.next(socket) => {
                     heard = tokio::time::Instant::now();
                     match incoming {
@@ -552,13 +558,28 @@ async fn until_true(flag: &mut watch::Receiver<bool>) {
     }
 }
 
-/// `{"id":…,"type":…,"payload":…}`, with `payload` already JSON.
+/// `{"id":…,"type":…,"payload":…}`, with `payload` already JSON; made once per message
+/// sent, so in one allocation of the right size.
 fn frame(id: &str, kind: &str, payload: Option<&str>) -> String {
-    let id = serde_json::to_string(id).expect("a string serialises");
-    match payload {
-        Some(payload) => format!(r#"{{"id":{id},"type":"{kind}","payload":{payload}}}"#),
-        None => format!(r#"{{"id":{id},"type":"{kind}"}}"#),
+    let payload_len = payload.map_or(0, str::len);
+    let mut text = String::with_capacity(id.len() + kind.len() + payload_len + 40);
+    text.push_str(r#"{"id":"#);
+    if id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        text.push('"');
+        text.push_str(id);
+        text.push('"');
+    } else {
+        text.push_str(&serde_json::to_string(id).expect("a string serialises"));
     }
+    text.push_str(r#","type":""#);
+    text.push_str(kind);
+    text.push('"');
+    if let Some(payload) = payload {
+        text.push_str(r#","payload":"#);
+        text.push_str(payload);
+    }
+    text.push('}');
+    text
 }
 
 /// GraphQL errors as a JSON array.
@@ -577,4 +598,21 @@ fn token_in(payload: Option<&Value>) -> Option<&str> {
     }
     let payload = payload?.as_object()?;
     lookup(payload).or_else(|| payload.get("headers").and_then(Value::as_object).and_then(lookup))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::frame;
+
+    #[test]
+    fn a_frame_is_the_json_of_its_id_type_and_payload_whatever_the_id() {
+        for id in ["1", "0b7c4d2e-uuid", "with \"quotes\"", "back\\slash", "tab\tnew\nline", "é✓"] {
+            let next: Value = serde_json::from_str(&frame(id, "next", Some(r#"{"data":{"a":1}}"#))).unwrap();
+            assert_eq!(next, json!({ "id": id, "type": "next", "payload": { "data": { "a": 1 } } }));
+            let complete: Value = serde_json::from_str(&frame(id, "complete", None)).unwrap();
+            assert_eq!(complete, json!({ "id": id, "type": "complete" }));
+        }
+    }
 }
