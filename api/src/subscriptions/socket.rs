@@ -558,27 +558,37 @@ async fn until_true(flag: &mut watch::Receiver<bool>) {
     }
 }
 
-/// `{"id":…,"type":…,"payload":…}`, with `payload` already JSON; made once per message
-/// sent, so in one allocation of the right size.
+/// `{"id":…,"type":…,"payload":…}`, with `payload` already JSON. Made once per message
+/// sent, so in one allocation of exactly its length: the socket takes the text over
+/// without copying it, which it cannot do with spare capacity.
 fn frame(id: &str, kind: &str, payload: Option<&str>) -> String {
-    let payload_len = payload.map_or(0, str::len);
-    let mut text = String::with_capacity(id.len() + kind.len() + payload_len + 40);
+    const FIXED: &str = r#"{"id":,"type":""}"#;
+    const PAYLOAD: &str = r#","payload":"#;
+    // An id needs escaping only if a client chose one with quotes, backslashes or control
+    // characters.
+    let escaped = (!id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'))
+        .then(|| serde_json::to_string(id).expect("a string serialises"));
+    let id_len = escaped.as_ref().map_or(id.len() + 2, String::len);
+    let payload_len = payload.map_or(0, |payload| PAYLOAD.len() + payload.len());
+    let mut text = String::with_capacity(FIXED.len() + id_len + kind.len() + payload_len);
     text.push_str(r#"{"id":"#);
-    if id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        text.push('"');
-        text.push_str(id);
-        text.push('"');
-    } else {
-        text.push_str(&serde_json::to_string(id).expect("a string serialises"));
+    match &escaped {
+        Some(escaped) => text.push_str(escaped),
+        None => {
+            text.push('"');
+            text.push_str(id);
+            text.push('"');
+        }
     }
     text.push_str(r#","type":""#);
     text.push_str(kind);
     text.push('"');
     if let Some(payload) = payload {
-        text.push_str(r#","payload":"#);
+        text.push_str(PAYLOAD);
         text.push_str(payload);
     }
     text.push('}');
+    debug_assert_eq!(text.len(), text.capacity(), "a frame's length is counted right");
     text
 }
 
