@@ -204,12 +204,12 @@ async fn send_all(
     }
 }
 
-/// The socket's reads, attempted only when it may have something. `select!` polls every
-/// branch each time the connection's task wakes, which for a subscriber is once per event
-/// sent; a read attempt is not free even with nothing to read (tungstenite zero-fills the
-/// free part of its read buffer, then the wakers are registered again), and under a fan-out
-/// it was a fifth of the connection's CPU outside the kernel. So the read side gets a waker
-/// of its own, which marks it readable before it wakes the task.
+/// The socket's reads, attempted only when it may have something. The read branch is
+/// polled first each time the connection's task wakes, which for a subscriber is once per
+/// event sent; a read attempt is not free even with nothing to read (tungstenite zero-fills
+/// the free part of its read buffer, then the wakers are registered again), and under a
+/// fan-out it was a fifth of the connection's CPU outside the kernel. So the read side gets
+/// a waker of its own, which marks it readable before it wakes the task.
 struct Reads {
     woken: Arc<ReadWoken>,
     waker: Waker,

@@ -210,7 +210,7 @@ fn selected_size(fragments: &Fragments, selection_set: &SelectionSet, depth: usi
 /// expands them (`@skip` and `@include` are already applied to the document). Taken one
 /// at a time: a selection without fragments costs no allocation.
 struct SelectedFields<'a> {
-    /// At least how many fields there are: the object's map is made this large.
+    /// How large the object's map is made: its fields counted by [`selected_size`].
     size: usize,
     fragments: &'a Fragments,
     /// The interfaces the object implements, for fragments on an interface.
