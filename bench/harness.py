@@ -464,6 +464,7 @@ def span(row: dict) -> str:
 def table(rows: list[dict]) -> str:
     header = f"{'server':<13}{'query':<9}{'req/s':>10}{'range':>19}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}{'rss MB':>8}{'sql/req':>9}{'failed':>8}"
     lines = [header, "-" * len(header)]
+    # p50 to max from `createdAt`; "p99 commit" from the commit, when PostgreSQL records it.
     fmt = lambda v, spec: "-" if v is None else format(v, spec)
     for r in rows:
         lines.append(
@@ -697,6 +698,7 @@ def fanout_server(name: str, env: dict, user_ids: list[str], settings: dict, cli
                 "headers": {"Authorization": f"Bearer {spec_servers[0].tokens[role]}"} if role else {},
             },
             "authors": user_ids,
+            "databaseUrl": env["DATABASE_URL"],
             **settings,
             **client,
         }
@@ -737,8 +739,10 @@ def fanout_verdict(result: dict, smoke: bool) -> list[str]:
     if result["close_codes"] or result["errors"]:
         missed.append(f"close codes {result['close_codes']}, errors {result['errors']}")
     if not smoke:
-        if result["latency"]["p99_ms"] is None or result["latency"]["p99_ms"] >= FANOUT_P99_MS:
-            missed.append(f"p99 {result['latency']['p99_ms']} ms (target < {FANOUT_P99_MS})")
+        # From commit when the database records commit times, else from `createdAt` (later).
+        latency, origin = (result["latency_from_commit"], "commit") if result.get("latency_from_commit") else (result["latency"], "createdAt")
+        if latency["p99_ms"] is None or latency["p99_ms"] >= FANOUT_P99_MS:
+            missed.append(f"p99 from {origin} {latency['p99_ms']} ms (target < {FANOUT_P99_MS})")
         idle = [i["rss_idle_mb"] for i in result["instances"]]
         if any(r is None or r >= FANOUT_IDLE_RSS_MB for r in idle):
             missed.append(f"idle RSS {idle} MB (target < {FANOUT_IDLE_RSS_MB} per instance)")
@@ -748,7 +752,7 @@ def fanout_verdict(result: dict, smoke: bool) -> list[str]:
 def fanout_table(results: list[dict]) -> str:
     header = (
         f"{'server':<13}{'subs':>6}{'writes':>7}{'rate/s':>8}{'expected':>10}{'received':>10}{'lost':>9}{'dups':>7}"
-        f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}{'idle MB':>9}{'peak MB':>9}{'cpu %':>7}  close codes"
+        f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}{'p99 commit':>11}{'idle MB':>9}{'peak MB':>9}{'cpu %':>7}  close codes"
     )
     lines = [header, "-" * len(header)]
     fmt = lambda v, spec: "-" if v is None else format(v, spec)
@@ -760,7 +764,7 @@ def fanout_table(results: list[dict]) -> str:
             lines.append(
                 f"{label:<13}{row['subscribers']:>6}{fmt(writes and writes['ok'], 'd'):>7}{fmt(writes and writes['sent_per_s'], '.1f'):>8}"
                 f"{row['expected']:>10}{row['received']:>10}{row['lost']:>9}{row['duplicates']:>7}"
-                f"{fmt(lat['p50_ms'], '.2f'):>10}{fmt(lat['p90_ms'], '.2f'):>10}{fmt(lat['p99_ms'], '.2f'):>10}{fmt(lat['max_ms'], '.1f'):>10}"
+                f"{fmt(lat['p50_ms'], '.2f'):>10}{fmt(lat['p90_ms'], '.2f'):>10}{fmt(lat['p99_ms'], '.2f'):>10}{fmt(lat['max_ms'], '.1f'):>10}{fmt((row.get('latency_from_commit') or {}).get('p99_ms'), '.2f'):>11}"
                 f"{fmt(inst and inst['rss_idle_mb'], '.1f'):>9}{fmt(inst and inst['rss_peak_mb'], '.1f'):>9}"
                 f"{fmt(inst and inst['cpu_pct_of_core'], '.0f'):>7}  {json.dumps(row['close_codes']) if row['close_codes'] else '-'}"
             )

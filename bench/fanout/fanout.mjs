@@ -18,13 +18,18 @@
 //                  "graphql-ws" (subscriber.mjs through the graphql-ws library's client)
 //   drainQuietMs   5000 (stop waiting once nothing arrived for this long)   drainMaxMs 60000
 //   maxInFlight    16 (writes in flight at once; the schedule slips past it)
+//   databaseUrl    the database the posts are written to (for their commit times, below)
 //
 // Latency is the client's receipt time less the post's `createdAt`, both this machine's
-// clock: `createdAt` is taken by the server at the insert, just before its commit, so the
-// figure slightly overstates commit-to-client. Progress goes to stderr, the result (JSON)
+// clock: `createdAt` is taken by the server when it builds the row, before the insert and
+// the commit, so that figure (`latency`) overstates commit-to-client by the time the write
+// takes. When PostgreSQL records commit times (`track_commit_timestamp = on`), each post's
+// commit time is read afterwards (`pg_xact_commit_timestamp` of its row) and
+// `latency_from_commit` is the receipt time less it: the figure the question asks for.
+// Without it, `latency_from_commit` is null. Progress goes to stderr, the result (JSON)
 // to stdout.
 
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -167,6 +172,22 @@ async function writePost(title) {
   const id = answer.body?.data?.createPost?.id;
   const problem = id ? null : answer.error ?? JSON.stringify(answer.body?.errors ?? answer.body).slice(0, 200);
   return { id, sent, answered: now(), problem };
+}
+
+// Each of this run's posts' commit time (ms since the epoch), or null when the database
+// does not record commit times (or cannot be asked).
+function commitTimes() {
+  if (!config.databaseUrl) return null;
+  const sql = `SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000 FROM posts WHERE starts_with(title, '${runPrefix.replaceAll("'", "''")}')`;
+  try {
+    const rows = execFileSync('psql', [config.databaseUrl, '-X', '-q', '-At', '-F', ' ', '-c', sql], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const pairs = rows.split('\n').map((row) => row.split(' '));
+    // A row committed while the setting was off has no commit time (an empty field).
+    return Object.fromEntries(pairs.filter(([id, ms]) => id && ms).map(([id, ms]) => [id, Number(ms)]));
+  } catch (error) {
+    log(`no commit times, latency from createdAt only: ${String(error.stderr ?? error.message).trim().split('\n')[0]}`);
+    return null;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -331,12 +352,20 @@ async function main() {
   // Counts and latencies from every client process.
   const dir = mkdtempSync(path.join(tmpdir(), 'quill-fanout-'));
   const written = ok.map((w) => w.id);
+  const committed = commitTimes();
   const results = await Promise.all(
-    workers.map((w, i) => ask(w, 'result', { cmd: 'finish', written, latencyFile: path.join(dir, `${i}.f64`) })),
+    workers.map((w, i) =>
+      ask(w, 'result', {
+        cmd: 'finish',
+        written,
+        latencyFile: path.join(dir, `${i}.f64`),
+        ...(committed && { committed, commitLatencyFile: path.join(dir, `${i}.commit.f64`) }),
+      }),
+    ),
   );
-  const latencyOf = (indices) => {
+  const latencyOf = (indices, file = (i) => `${i}.f64`) => {
     const parts = indices.map((i) => {
-      const buffer = readFileSync(path.join(dir, `${i}.f64`));
+      const buffer = readFileSync(path.join(dir, file(i)));
       return new Float64Array(buffer.buffer, buffer.byteOffset, buffer.byteLength / 8);
     });
     const all = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
@@ -379,6 +408,7 @@ async function main() {
       unexpected_posts: mine.reduce((n, r) => n + r.postsNotWritten, 0),
       payloads_without_author: mine.reduce((n, r) => n + r.withoutAuthor, 0),
       latency: latencyOf(indices),
+      latency_from_commit: committed && latencyOf(indices, (i) => `${i}.commit.f64`),
       close_codes: merge(mine.map((r) => r.closeCodes)),
       errors: merge(mine.map((r) => r.errors)),
     };
@@ -460,7 +490,10 @@ async function main() {
     window_s: round(window, 2),
   };
   rmSync(dir, { recursive: true, force: true });
-  log(`received ${result.received} of ${result.expected}, ${result.lost} lost, ${result.duplicates} duplicates, p99 ${result.latency.p99_ms} ms`);
+  log(
+    `received ${result.received} of ${result.expected}, ${result.lost} lost, ${result.duplicates} duplicates, ` +
+      `p99 ${result.latency.p99_ms} ms from createdAt, ${result.latency_from_commit?.p99_ms ?? '-'} ms from commit`,
+  );
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   agent.destroy();
   await Promise.all(workers.map((w) => (w.exited !== undefined ? null : new Promise((resolve) => w.child.once('exit', resolve)))));

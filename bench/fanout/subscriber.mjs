@@ -6,10 +6,13 @@
 //   parent -> { cmd: 'start', url, client, count, batch, query, runPrefix, probePrefix, capacity }
 //   child  -> { type: 'ready', connected, failed, closeCodes }   once every batch is connected
 //   parent -> { cmd: 'status' }      child -> { type: 'status', ... } (counts so far)
-//   parent -> { cmd: 'finish', written: [post ids], latencyFile }
+//   parent -> { cmd: 'finish', written: [post ids], latencyFile, committed?: { post id: ms },
+//               commitLatencyFile? }
 //   child  -> { type: 'result', ... }, and in `latencyFile` the latency of the first
-//             delivery of each written post to each subscriber (float64 milliseconds);
-//             then it closes its sockets and exits.
+//             delivery of each written post to each subscriber from its `createdAt`
+//             (float64 milliseconds); in `commitLatencyFile` the same deliveries timed from
+//             their commits, where `committed` gives the commit time; then it closes its
+//             sockets and exits.
 
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -260,7 +263,7 @@ function status() {
   });
 }
 
-async function finish({ written, latencyFile }) {
+async function finish({ written, latencyFile, committed = {}, commitLatencyFile }) {
   // Which of the posts seen are the ones written and acknowledged.
   const isWritten = new Uint8Array(postIds.length);
   let writtenSeen = 0;
@@ -287,12 +290,21 @@ async function finish({ written, latencyFile }) {
     if (mine === written.length) complete += 1;
   }
   // The first delivery of each written post to each subscriber is timed.
+  // From its commit, a delivery's latency is the one from `createdAt` less the time from
+  // `createdAt` to the commit.
+  const toCommit = postIds.map((id, index) => (id in committed ? committed[id] - createdAt[index] : null));
   const kept = new Float64Array(deliveries);
+  const fromCommit = new Float64Array(deliveries);
   let k = 0;
+  let c = 0;
   for (let i = 0; i < deliveries; i += 1) {
-    if (isWritten[latencyPost[i]]) kept[k++] = latencies.values[i];
+    if (!isWritten[latencyPost[i]]) continue;
+    kept[k++] = latencies.values[i];
+    const shift = toCommit[latencyPost[i]];
+    if (shift !== null) fromCommit[c++] = latencies.values[i] - shift;
   }
   writeFileSync(latencyFile, Buffer.from(kept.buffer, 0, k * 8));
+  if (commitLatencyFile) writeFileSync(commitLatencyFile, Buffer.from(fromCommit.buffer, 0, c * 8));
   const notWritten = postIds.length - writtenSeen;
   disposing = true;
   process.send({

@@ -16,10 +16,13 @@
 //! stdin  { cmd: "start", url, count, batch, query, runPrefix, probePrefix, capacity }
 //! stdout { type: "ready", connected, failed, closeCodes, errors }   once every batch is in
 //! stdin  { cmd: "status" }   stdout { type: "status", open, probed, deliveries, lastReceipt }
-//! stdin  { cmd: "finish", written: [post ids], latencyFile }
+//! stdin  { cmd: "finish", written: [post ids], latencyFile, committed?: { post id: ms },
+//!          commitLatencyFile? }
 //! stdout { type: "result", ... }, and in `latencyFile` the latency of the first delivery
-//!        of each written post to each subscriber (little-endian float64 milliseconds);
-//!        then it closes its sockets and exits.
+//!        of each written post to each subscriber from the post's `createdAt`
+//!        (little-endian float64 milliseconds); in `commitLatencyFile` the same deliveries
+//!        timed from their commits, where `committed` gives the commit time; then it closes
+//!        its sockets and exits.
 //! ```
 
 use std::{
@@ -71,21 +74,30 @@ struct Settings {
 struct Finish {
     written: Vec<String>,
     latency_file: String,
+    /// Each written post's commit time (ms since the epoch), when the database records it.
+    #[serde(default)]
+    committed: HashMap<String, f64>,
+    #[serde(default)]
+    commit_latency_file: Option<String>,
 }
 
-/// A server message's type, read first (the rest is skipped, not built).
+/// A server message, read once: its type, and a payload that reads as an execution result
+/// (a `next` message's, into what the run records rather than into a `Value`: most of this
+/// process's work, 100,000 times a second).
+#[derive(Deserialize)]
+struct ServerMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    payload: Option<ExecutionResult<'a>>,
+}
+
+/// Any server message's type, for those whose payload is not an execution result (an
+/// `error` message's is a list of errors).
 #[derive(Deserialize)]
 struct Kind<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-}
-
-/// A `next` message, read into what the run records rather than into a `Value`: most of
-/// this process's work, 100,000 times a second.
-#[derive(Deserialize)]
-struct Next<'a> {
-    #[serde(borrow)]
-    payload: ExecutionResult<'a>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +216,16 @@ impl Record {
     }
 }
 
+/// A server message read once; one whose payload is not an execution result (an `error`
+/// message's) is read again for its type alone.
+fn read(text: &str) -> Result<ServerMessage<'_>, String> {
+    serde_json::from_str::<ServerMessage>(text).or_else(|error| match serde_json::from_str::<Kind>(text) {
+        Ok(Kind { kind }) if kind != "next" => Ok(ServerMessage { kind, payload: None }),
+        Ok(_) => Err(format!("a next message not read: {error}")),
+        Err(_) => Err("a message that is not JSON, or has no type".into()),
+    })
+}
+
 /// Wall-clock milliseconds, the clock of the servers' timestamps (this machine's).
 fn now_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
@@ -299,17 +321,18 @@ async fn subscriber(
             Some(Err(_)) | None => break Some(1006),
         };
         let received = now_ms();
-        let Ok(Kind { kind }) = serde_json::from_str::<Kind>(text.as_str()) else {
-            record.borrow_mut().count_error("a message that is not JSON, or has no type");
-            continue;
+        let ServerMessage { kind, payload } = match read(text.as_str()) {
+            Ok(message) => message,
+            Err(problem) => {
+                record.borrow_mut().count_error(problem);
+                continue;
+            }
         };
         let answer = match &*kind {
             "next" => {
-                match serde_json::from_str::<Next>(text.as_str()) {
-                    Ok(next) => record.borrow_mut().next(&settings, who, &next.payload, received),
-                    Err(error) => {
-                        record.borrow_mut().count_error(format!("a next message not read: {error}"))
-                    }
+                match &payload {
+                    Some(payload) => record.borrow_mut().next(&settings, who, payload, received),
+                    None => record.borrow_mut().count_error("a next message without a payload"),
                 }
                 None
             }
@@ -422,15 +445,27 @@ fn finish(record: &mut Record, count: usize, finish: &Finish) -> std::io::Result
             complete += 1;
         }
     }
+    // A delivery's latency from its commit is its latency from `createdAt` less the time
+    // from `createdAt` to the commit.
+    let to_commit: Vec<Option<f64>> = (record.post_ids.iter().zip(&record.created_at))
+        .map(|(id, created)| finish.committed.get(id).map(|committed| committed - created))
+        .collect();
     let mut bytes = Vec::with_capacity(record.latencies.len() * 8);
+    let mut from_commit = Vec::with_capacity(record.latencies.len() * 8);
     let mut timed = 0;
     for (latency, post) in record.latencies.iter().zip(&record.latency_post) {
         if is_written[*post as usize] {
             bytes.extend_from_slice(&latency.to_le_bytes());
             timed += 1;
+            if let Some(to_commit) = to_commit[*post as usize] {
+                from_commit.extend_from_slice(&(latency - to_commit).to_le_bytes());
+            }
         }
     }
     std::fs::write(&finish.latency_file, bytes)?;
+    if let Some(file) = &finish.commit_latency_file {
+        std::fs::write(file, from_commit)?;
+    }
     record.disposing = true;
     reply(json!({
         "type": "result",
@@ -480,7 +515,27 @@ fn main() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_timestamp;
+    use super::{parse_timestamp, read};
+
+    #[test]
+    fn every_server_message_is_read_for_its_type_and_a_next_for_its_post() {
+        let next = r#"{"id":"1","type":"next","payload":{"data":{"postCreated":{"id":"p","title":"t","createdAt":"c","author":{"name":"n"}}}}}"#;
+        let message = read(next).unwrap();
+        assert_eq!(message.kind, "next");
+        let post = message.payload.unwrap().data.unwrap().post_created.unwrap();
+        assert_eq!((&*post.id, &*post.title, &*post.created_at), ("p", "t", "c"));
+        assert_eq!(post.author.unwrap().name.as_deref(), Some("n"));
+
+        let error = r#"{"id":"1","type":"error","payload":[{"message":"no"}]}"#;
+        let message = read(error).unwrap();
+        assert_eq!(message.kind, "error");
+        assert_eq!(read(r#"{"type":"ping"}"#).unwrap().kind, "ping");
+        assert_eq!(read(r#"{"type":"connection_ack","payload":{}}"#).unwrap().kind, "connection_ack");
+
+        let unread = read(r#"{"id":"1","type":"next","payload":"x"}"#).err().unwrap();
+        assert!(unread.starts_with("a next message not read"), "{unread}");
+        assert!(read("not json").is_err());
+    }
 
     #[test]
     fn timestamps_of_every_server_read_to_the_microsecond() {
