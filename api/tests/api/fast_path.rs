@@ -60,13 +60,29 @@ async fn fragments_typename_and_aliases_answer_byte_for_byte_as_fields_written_o
            ... on Query {{ posts(first: 5) {{ nodes {{ ... on Post {{ {post} }} author {{ ... on User {{ {user} }} }} }} }} }} }}"
     );
 
+    // Nine fragments, more than a document usually holds, nested up to five deep within
+    // one object, with fields after each spread (some named twice, merged into one key).
+    let nested_fragments = "{ users(first: 5) { __typename nodes { ...U0 posts(first: 5) { __typename totalCount nodes { ...P0 } } } }
+           posts(first: 5) { nodes { ...P0 } } }
+         fragment U0 on User { __typename ...U1 updatedAt }
+         fragment U1 on User { id ...U2 createdAt }
+         fragment U2 on User { email ...U3 name }
+         fragment U3 on User { email ...U4 }
+         fragment U4 on User { id email }
+         fragment P0 on Post { __typename ...P1 author { ...U0 } }
+         fragment P1 on Post { id ...P2 updatedAt }
+         fragment P2 on Post { title ...P3 createdAt }
+         fragment P3 on Post { content }";
+
     let expected = raw(&app, &written_out).await;
     let through_named = raw(&app, named_fragments).await;
     let through_inline = raw(&app, &inline_fragments).await;
+    let through_nested = raw(&app, nested_fragments).await;
 
     assert!(!expected.contains("\"errors\""), "{expected}");
     assert_eq!(through_named, expected);
     assert_eq!(through_inline, expected);
+    assert_eq!(through_nested, expected);
     let body: serde_json::Value = serde_json::from_str(&expected).expect("JSON");
     let users = body["data"]["users"]["nodes"].as_array().expect("users");
     assert_eq!(users.len(), 2);

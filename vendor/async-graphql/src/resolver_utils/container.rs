@@ -178,11 +178,22 @@ fn fields_in_place<'a, T: ContainerType + ?Sized>(
         interfaces: ctx.schema_env.registry.implements.get(type_name.as_ref()),
         type_name,
         current: ctx.item.node.items.iter(),
-        outer: Vec::new(),
+        outer: Outer::default(),
     })
 }
 
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
+
+/// The fragment a spread names. A document holds a few fragments, and comparing a few
+/// short names costs less than hashing one (the map's hasher is SipHash), which an object
+/// with fragments paid twice per spread.
+fn fragment<'a>(fragments: &'a Fragments, name: &Name) -> Option<&'a Positioned<FragmentDefinition>> {
+    if fragments.len() <= 8 {
+        fragments.iter().find_map(|(key, fragment)| (key == name).then_some(fragment))
+    } else {
+        fragments.get(name)
+    }
+}
 
 /// How many fields `selection_set` holds with its fragments expanded (those on other types
 /// counted too: an upper bound, to size the object's map once), or `None` when it spreads a
@@ -193,7 +204,7 @@ fn selected_size(fragments: &Fragments, selection_set: &SelectionSet, depth: usi
         let inner = match &selection.node {
             Selection::Field(_) => return Some(size + 1),
             Selection::FragmentSpread(spread) => {
-                &fragments.get(&spread.node.fragment_name.node)?.node.selection_set.node
+                &fragment(fragments, &spread.node.fragment_name.node)?.node.selection_set.node
             }
             Selection::InlineFragment(fragment) => &fragment.node.selection_set.node,
         };
@@ -218,7 +229,30 @@ struct SelectedFields<'a> {
     type_name: std::borrow::Cow<'static, str>,
     current: std::slice::Iter<'a, Positioned<Selection>>,
     /// The selections the fragments being expanded stand in.
-    outer: Vec<std::slice::Iter<'a, Positioned<Selection>>>,
+    outer: Outer<'a>,
+}
+
+/// A stack of the selections the fragments being expanded stand in, innermost on top. The
+/// bottom one is kept inline: an object usually expands one fragment at a time, and then
+/// the stack allocates nothing.
+#[derive(Default)]
+struct Outer<'a> {
+    bottom: Option<std::slice::Iter<'a, Positioned<Selection>>>,
+    above: Vec<std::slice::Iter<'a, Positioned<Selection>>>,
+}
+
+impl<'a> Outer<'a> {
+    fn push(&mut self, selections: std::slice::Iter<'a, Positioned<Selection>>) {
+        if self.bottom.is_none() {
+            self.bottom = Some(selections);
+        } else {
+            self.above.push(selections);
+        }
+    }
+
+    fn pop(&mut self) -> Option<std::slice::Iter<'a, Positioned<Selection>>> {
+        self.above.pop().or_else(|| self.bottom.take())
+    }
 }
 
 impl<'a> Iterator for SelectedFields<'a> {
@@ -234,7 +268,7 @@ impl<'a> Iterator for SelectedFields<'a> {
                 Selection::Field(field) => return Some(field),
                 Selection::FragmentSpread(spread) => {
                     // Known: checked before the walk began.
-                    let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node)
+                    let Some(fragment) = fragment(self.fragments, &spread.node.fragment_name.node)
                     else {
                         continue;
                     };
