@@ -464,7 +464,6 @@ def span(row: dict) -> str:
 def table(rows: list[dict]) -> str:
     header = f"{'server':<13}{'query':<9}{'req/s':>10}{'range':>19}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}{'rss MB':>8}{'sql/req':>9}{'failed':>8}"
     lines = [header, "-" * len(header)]
-    # p50 to max from `createdAt`; "p99 commit" from the commit, when PostgreSQL records it.
     fmt = lambda v, spec: "-" if v is None else format(v, spec)
     for r in rows:
         lines.append(
@@ -755,6 +754,7 @@ def fanout_table(results: list[dict]) -> str:
         f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}{'p99 commit':>11}{'idle MB':>9}{'peak MB':>9}{'cpu %':>7}  close codes"
     )
     lines = [header, "-" * len(header)]
+    # p50 to max from `createdAt`; "p99 commit" from the commit, when PostgreSQL records it.
     fmt = lambda v, spec: "-" if v is None else format(v, spec)
     for r in results:
         rows = [(r["server"], r, None)] + [(f"  #{i + 1}", inst, inst) for i, inst in enumerate(r["instances"])]

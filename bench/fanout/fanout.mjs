@@ -183,7 +183,9 @@ function commitTimes() {
     const rows = execFileSync('psql', [config.databaseUrl, '-X', '-q', '-At', '-F', ' ', '-c', sql], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const pairs = rows.split('\n').map((row) => row.split(' '));
     // A row committed while the setting was off has no commit time (an empty field).
-    return Object.fromEntries(pairs.filter(([id, ms]) => id && ms).map(([id, ms]) => [id, Number(ms)]));
+    const times = Object.fromEntries(pairs.filter(([id, ms]) => id && ms).map(([id, ms]) => [id, Number(ms)]));
+    if (Object.keys(times).length === 0) log('no commit times recorded for this run\'s posts, latency from createdAt only');
+    return Object.keys(times).length ? times : null;
   } catch (error) {
     log(`no commit times, latency from createdAt only: ${String(error.stderr ?? error.message).trim().split('\n')[0]}`);
     return null;

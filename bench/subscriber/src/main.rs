@@ -451,7 +451,7 @@ fn finish(record: &mut Record, count: usize, finish: &Finish) -> std::io::Result
         .map(|(id, created)| finish.committed.get(id).map(|committed| committed - created))
         .collect();
     let mut bytes = Vec::with_capacity(record.latencies.len() * 8);
-    let mut from_commit = Vec::with_capacity(record.latencies.len() * 8);
+    let mut from_commit = Vec::with_capacity(if finish.committed.is_empty() { 0 } else { bytes.capacity() });
     let mut timed = 0;
     for (latency, post) in record.latencies.iter().zip(&record.latency_post) {
         if is_written[*post as usize] {
