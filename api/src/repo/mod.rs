@@ -1,6 +1,7 @@
 //! The SQL of Quill, one module per aggregate. Resolvers, loaders and the seed call these
 //! plain async functions over a connection; multi-row writes run in a transaction here.
 
+mod by_position;
 pub mod posts;
 pub mod profiles;
 pub mod users;

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::by_position;
 use crate::{
     error::{ApiError, ApiResult},
     pagination::{Direction, Page, PostKey},
@@ -37,7 +38,7 @@ pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(post::Entity::find().filter(post::Column::Id.is_in(ids.iter().copied())).all(db).await?)
+    Ok(by_position::all(post::Entity::find().filter(post::Column::Id.is_in(ids.iter().copied())), db).await?)
 }
 
 /// Up to `page.limit + 1` posts in query order, of one author or of everyone.
@@ -57,7 +58,7 @@ pub async fn page(
     if let Some(cursor) = page.cursor {
         query = query.filter(beyond(cursor, page.direction));
     }
-    Ok(query.all(db).await?)
+    Ok(by_position::all(query, db).await?)
 }
 
 /// The same page of posts for many authors in one statement. Returns each author's rows
@@ -80,7 +81,8 @@ pub async fn page_per_author(
         DbBackend::Postgres => per_author_lateral(authors, page),
         _ => per_author_ranked(authors, page),
     };
-    let rows = post::Entity::find().from_raw_sql(db.get_database_backend().build(&statement)).all(db).await?;
+    let statement = db.get_database_backend().build(&statement);
+    let rows = by_position::all_raw(post::Entity::find().from_raw_sql(statement), db).await?;
     let mut by_author: HashMap<Uuid, Vec<post::Model>> = HashMap::with_capacity(authors.len());
     for row in rows {
         by_author.entry(row.author_id).or_default().push(row);

@@ -11,6 +11,7 @@ use sea_orm::{
 use sea_orm::{ColumnTrait as _, Order};
 use uuid::Uuid;
 
+use super::by_position;
 use crate::{
     error::{ApiError, ApiResult, DbResultExt as _},
     pagination::{Direction, Page, UserKey},
@@ -45,7 +46,7 @@ pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())).all(db).await?)
+    Ok(by_position::all(user::Entity::find().filter(user::Column::Id.is_in(ids.iter().copied())), db).await?)
 }
 
 /// Up to `page.limit + 1` users in query order (see [`crate::pagination::finish_page`]).
@@ -58,7 +59,7 @@ pub async fn page(db: &impl ConnectionTrait, page: &Page<UserKey>) -> ApiResult<
     if let Some(cursor) = page.cursor {
         query = query.filter(if after { user::Column::Id.gt(cursor) } else { user::Column::Id.lt(cursor) });
     }
-    Ok(query.limit(page.limit + 1).all(db).await?)
+    Ok(by_position::all(query.limit(page.limit + 1), db).await?)
 }
 
 pub async fn count(db: &impl ConnectionTrait) -> ApiResult<u64> {
@@ -159,7 +160,8 @@ pub async fn insert_many_ignoring_existing(
 
 /// The users with these emails.
 pub async fn find_by_emails(db: &impl ConnectionTrait, emails: &[String]) -> ApiResult<Vec<user::Model>> {
-    Ok(user::Entity::find().filter(user::Column::Email.is_in(emails.iter().cloned())).all(db).await?)
+    Ok(by_position::all(user::Entity::find().filter(user::Column::Email.is_in(emails.iter().cloned())), db)
+        .await?)
 }
 
 pub(crate) fn no_user(id: Uuid) -> ApiError {
