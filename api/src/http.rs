@@ -657,7 +657,7 @@ fn graphql_response(
     media_type: ResponseMediaType,
     body: &impl serde::Serialize,
 ) -> Response {
-    match serde_json::to_vec(body) {
+    match sonic_rs::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, media_type.content_type())], bytes).into_response(),
         Err(error) => {
             tracing::error!(%error, "serialising a response");
