@@ -14,6 +14,7 @@ crate::backend_tests!(
     a_body_that_is_not_json_graphql_is_a_client_error,
     every_response_carries_a_request_id,
     a_batch_of_operations_is_answered_in_order,
+    text_that_json_must_escape_is_answered_as_standard_json_writes_it,
     a_stopped_server_refuses_new_connections,
 );
 
@@ -225,4 +226,26 @@ async fn a_stopped_server_refuses_new_connections(backend: Backend) {
     app.stop().await.expect("a clean stop");
 
     assert!(client.get(format!("{address}/healthz")).send().await.is_err());
+}
+
+// Responses are written by a serialiser of their own (sonic-rs); every character that JSON
+// escapes must come out as serde_json writes it, lengths on both sides of its 16-byte
+// blocks included, so the bytes never change with the serialiser.
+async fn text_that_json_must_escape_is_answered_as_standard_json_writes_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let author = app.create_user("ada@example.com").await;
+    let mut hostile: String = ('\u{1}'..='\u{7f}').collect();
+    hostile.push_str("é€😀\u{2028}\u{2029}\u{ffff}");
+    let titles =
+        [hostile, format!("{}\"", "a".repeat(15)), format!("{}\u{1f}{}", "b".repeat(31), "c".repeat(40))];
+    for title in titles {
+        let id = app.create_post(author, &title).await;
+        let query =
+            json!({ "query": "query($id: UUID!) { post(id: $id) { title } }", "variables": { "id": id } });
+
+        let body = app.post_graphql(&query).await.bytes().await.unwrap();
+
+        let expected = serde_json::to_vec(&json!({ "data": { "post": { "title": title } } })).unwrap();
+        assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&expected));
+    }
 }
