@@ -1,10 +1,10 @@
 //! Users and posts read by the position of their columns.
 //!
 //! SeaORM's derived `FromQueryResult` finds each column of each row by its name (a SipHash
-//! of the name and a probe of the row's column map), and SeaORM and sqlx then each check
-//! the column's type against the field's; for the hundreds of rows a page of posts brings,
-//! that was a sixth of q1's instructions on PostgreSQL (BENCHMARKS.md, "Rows read by
-//! position"). Every query of these models here selects the entity's columns, in
+//! of the name and a probe of the row's column map), then checks the column's type against
+//! the field's; for the hundreds of rows a page of posts brings, decoding was a fifth of
+//! q1's instructions on PostgreSQL (BENCHMARKS.md, "Rows read by position, and responses
+//! written by sonic-rs"). Every query of these models here selects the entity's columns, in
 //! `Column::iter()` order, first (the SQLite page adds its `rank` after them), so the
 //! i-th column is the i-th field: the tests below hold that order to the entity's.
 
@@ -17,7 +17,8 @@ use sea_orm::{
     sqlx::{self, Postgres, Row as _},
 };
 
-/// A model decoded from its row by column position.
+/// A model decoded from its row by column position. Whole rows only (the prefix SeaORM
+/// passes for joined models is not looked at): `all` and `all_raw` are the ways in.
 #[repr(transparent)]
 pub(crate) struct ByPosition<M>(M);
 
