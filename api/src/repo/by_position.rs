@@ -68,7 +68,7 @@ where
     E: EntityTrait,
     ByPosition<E::Model>: FromQueryResult,
 {
-    Ok(unwrap(select.into_model::<ByPosition<E::Model>>().all(db).await?))
+    Ok(into_models(select.into_model::<ByPosition<E::Model>>().all(db).await?))
 }
 
 /// Every row of a raw statement that selects the entity's columns first, decoded by position.
@@ -80,10 +80,10 @@ where
     M: FromQueryResult,
     ByPosition<M>: FromQueryResult,
 {
-    Ok(unwrap(selector.into_model::<ByPosition<M>>().all(db).await?))
+    Ok(into_models(selector.into_model::<ByPosition<M>>().all(db).await?))
 }
 
-fn unwrap<M>(rows: Vec<ByPosition<M>>) -> Vec<M> {
+fn into_models<M>(rows: Vec<ByPosition<M>>) -> Vec<M> {
     // `repr(transparent)`: collected in place, no second allocation.
     rows.into_iter().map(|ByPosition(model)| model).collect()
 }
