@@ -91,7 +91,8 @@ macro_rules! connection {
 
             /// How many there are in the whole list; counted only when asked for.
             async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-                Ok(self.total.count(ctx).await?)
+                // Boxed, as every load here (see the module).
+                Ok(Box::pin(self.total.count(ctx)).await?)
             }
         }
 

@@ -1,5 +1,11 @@
 //! The object and input types of the schema, one file per domain, and the Relay
 //! connections over them.
+//!
+//! Resolvers await a loader, or a count, in a box of its own (`Box::pin`). A field's
+//! future lives inside its object's, which is as large as the largest of the type's
+//! fields and stays allocated while the field waits for its batch; a hundred posts' authors
+//! wait on one batch of profiles at once. Unboxed, a load's state made every `User` field
+//! 240 bytes larger, for the fields that never load too.
 
 mod connection;
 mod input;

@@ -62,9 +62,8 @@ impl Post {
         if let Some(author) = &self.known_author {
             return Ok(author.clone());
         }
-        loaders(ctx)
-            .users
-            .load_one(self.author_id)
+        // Boxed, as every load here (see the module).
+        Box::pin(loaders(ctx).users.load_one(self.author_id))
             .await?
             .map(|m| Arc::new(User::from(Arc::unwrap_or_clone(m))))
             // The foreign key cascades deletes, so only a delete racing this read gets here.

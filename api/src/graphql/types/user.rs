@@ -51,7 +51,9 @@ impl User {
 
     /// The user's profile, if they have one.
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
-        Ok(loaders(ctx).profiles.load_one(self.id).await?.map(Arc::unwrap_or_clone).map(Profile::from))
+        // Boxed, as every load here (see the module).
+        let load = Box::pin(loaders(ctx).profiles.load_one(self.id));
+        Ok(load.await?.map(Arc::unwrap_or_clone).map(Profile::from))
     }
 
     /// The user's posts, newest first.
@@ -66,8 +68,9 @@ impl User {
     ) -> Result<PostConnection> {
         let page = Page::from_args(first, after, last, before)?;
         let key = AuthorPage { author: self.id, page };
-        let found =
-            loaders(ctx).author_posts.load_one(key).await?.map(Arc::unwrap_or_clone).unwrap_or_default();
+        // Boxed, as every load here (see the module).
+        let load = Box::pin(loaders(ctx).author_posts.load_one(key));
+        let found = load.await?.map(Arc::unwrap_or_clone).unwrap_or_default();
         // Each of these posts' author is this user: no need to look it up again.
         let author = Arc::new(self.clone());
         let posts = found.posts.into_iter().map(|p| Post::by(p, author.clone())).collect();

@@ -133,26 +133,41 @@ impl<T: ContainerType, E: Into<Error> + Send + Sync + Clone> ContainerType for R
     }
 }
 
+/// An object's value, resolving. Boxed by both paths, so that the future of every field
+/// whose value is an object holds a pointer rather than the object's own state: a field
+/// that waits keeps its future allocated, and objects by the hundred wait on one batch.
+type ObjectFuture<'a> = Pin<Box<dyn Future<Output = ServerResult<Value>> + Send + 'a>>;
+
 /// Resolve an container by executing each of the fields concurrently.
-pub async fn resolve_container<'a, T: ContainerType + ?Sized>(
+pub fn resolve_container<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
-) -> ServerResult<Value> {
+) -> ObjectFuture<'a> {
     match fields_in_place(ctx, root) {
-        Some(fields) => resolve_in_place(ctx, root, fields, true).await,
-        None => resolve_container_inner(ctx, root, true).await,
+        Some(fields) => resolve_in_place(ctx, root, fields, true),
+        None => resolve_container_boxed(ctx, root, true),
     }
 }
 
 /// Resolve an container by executing each of the fields serially.
-pub async fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
+pub fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
-) -> ServerResult<Value> {
+) -> ObjectFuture<'a> {
     match fields_in_place(ctx, root) {
-        Some(fields) => resolve_in_place(ctx, root, fields, false).await,
-        None => resolve_container_inner(ctx, root, false).await,
+        Some(fields) => resolve_in_place(ctx, root, fields, false),
+        None => resolve_container_boxed(ctx, root, false),
     }
+}
+
+/// The per-field path ([`Fields`]) of [`resolve_container`], boxed.
+fn resolve_container_boxed<'a, T: ContainerType + ?Sized>(
+    ctx: &ContextSelectionSet<'a>,
+    root: &'a T,
+    parallel: bool,
+) -> ObjectFuture<'a> {
+    let ctx = ctx.clone();
+    Box::pin(async move { resolve_container_inner(&ctx, root, parallel).await })
 }
 
 /// The fields an object's selection selects, or `None` when the object must go through
@@ -311,11 +326,12 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
     root: &'a T,
     mut fields: SelectedFields<'a>,
     parallel: bool,
-) -> Pin<Box<dyn Future<Output = ServerResult<Value>> + Send + 'a>> {
+) -> ObjectFuture<'a> {
     let ctx = ctx.clone();
     Box::pin(async move {
         let mut results = IndexMap::with_capacity(fields.size);
-        let mut propagated = None;
+        // Boxed: this future stays allocated while a field waits, and an error is rare.
+        let mut propagated: Option<Box<ServerError>> = None;
         let mut record = |field: &Positioned<Field>, outcome: ServerResult<Value>| match outcome {
             Ok(value) => {
                 insert_value(&mut results, field.node.response_key().node.clone(), value);
@@ -323,7 +339,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
             }
             Err(err) => {
                 match propagated {
-                    None => propagated = Some(err),
+                    None => propagated = Some(Box::new(err)),
                     Some(_) => ctx.add_error(err),
                 }
                 false
@@ -335,6 +351,8 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
             // From the field that waited first (in the slot) on, each field and, once it
             // has finished, its outcome.
             let mut later: Vec<(&Positioned<Field>, Option<ServerResult<Value>>)> = Vec::new();
+            // Fields taken from `fields` so far, to size `later` once.
+            let mut taken = 0;
             // The fields after it, each polled only when it is woken; made only when there
             // are any (an empty set allocates).
             let mut boxed = None;
@@ -346,6 +364,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                         let Some(field) = fields.next() else {
                             return Poll::Ready(());
                         };
+                        taken += 1;
                         slot.set(Some(resolve(field)));
                         let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
                         match running.poll(cx) {
@@ -355,6 +374,11 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                             }
                             Poll::Pending => {
                                 slot_polled = true;
+                                // Sized for the fields left (at most `size` in all): an
+                                // outcome is over a hundred bytes, and the four a first
+                                // push makes room for would stay allocated while objects
+                                // by the hundred wait on one batch.
+                                later.reserve_exact(1 + fields.size.saturating_sub(taken));
                                 later.push((field, None));
                             }
                         }
@@ -402,7 +426,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
             }
         }
         match propagated {
-            Some(err) => Err(err),
+            Some(err) => Err(*err),
             None => Ok(Value::Object(results)),
         }
     })

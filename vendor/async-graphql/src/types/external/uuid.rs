@@ -29,7 +29,10 @@ impl ScalarType for Uuid {
         matches!(value, Value::String(s) if Uuid::parse_str(s).is_ok())
     }
 
+    // Written into a buffer of its exact length: `to_string` goes through `Display`,
+    // growing its string several times for each UUID answered.
     fn to_value(&self) -> Value {
-        Value::String(self.to_string())
+        let mut buffer = Uuid::encode_buffer();
+        Value::String(self.hyphenated().encode_lower(&mut buffer).to_owned())
     }
 }
