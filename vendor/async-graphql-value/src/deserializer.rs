@@ -1,6 +1,6 @@
 use std::{fmt, vec};
 
-use indexmap::IndexMap;
+
 use serde::{
     de::{
         self, Deserialize, DeserializeOwned, DeserializeSeed, EnumAccess, Error as DeError,
@@ -9,7 +9,7 @@ use serde::{
     forward_to_deserialize_any,
 };
 
-use crate::{ConstValue, Name};
+use crate::{ConstValue, Name, ObjectMap};
 
 /// This type represents errors that can occur when deserializing.
 #[derive(Debug)]
@@ -80,7 +80,7 @@ where
 }
 
 fn visit_object<'de, V>(
-    object: IndexMap<Name, ConstValue>,
+    object: ObjectMap<ConstValue>,
     visitor: V,
 ) -> Result<V::Value, DeserializerError>
 where
@@ -367,13 +367,13 @@ impl<'de> SeqAccess<'de> for SeqDeserializer {
 }
 
 struct MapDeserializer {
-    iter: <IndexMap<Name, ConstValue> as IntoIterator>::IntoIter,
+    iter: <ObjectMap<ConstValue> as IntoIterator>::IntoIter,
     value: Option<ConstValue>,
 }
 
 impl MapDeserializer {
     #[inline]
-    fn new(map: IndexMap<Name, ConstValue>) -> Self {
+    fn new(map: ObjectMap<ConstValue>) -> Self {
         MapDeserializer {
             iter: map.into_iter(),
             value: None,

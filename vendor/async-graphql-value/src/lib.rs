@@ -31,6 +31,15 @@ pub use serializer::{SerializerError, to_value};
 pub use value_serde::RAW_VALUE_TOKEN;
 pub use variables::Variables;
 
+/// How an object's keys are hashed: foldhash, seeded at random, not the standard
+/// library's SipHash. Every field of every answer is inserted into its object's map, and
+/// hashing its key with SipHash cost more than inserting it; the random seed keeps keys a
+/// client chooses (aliases, a variable's object) from being made to collide.
+pub type ObjectHasher = foldhash::fast::RandomState;
+
+/// The fields of an object value by name, in order.
+pub type ObjectMap<V> = IndexMap<Name, V, ObjectHasher>;
+
 /// A GraphQL name.
 ///
 /// [Reference](https://spec.graphql.org/June2018/#Name).
@@ -146,7 +155,7 @@ pub enum ConstValue {
     /// A list of values.
     List(Vec<ConstValue>),
     /// An object. This is a map of keys to values.
-    Object(IndexMap<Name, ConstValue>),
+    Object(ObjectMap<ConstValue>),
 }
 
 impl PartialEq for ConstValue {
@@ -292,8 +301,8 @@ impl<T: Into<ConstValue>> From<Vec<T>> for ConstValue {
     }
 }
 
-impl From<IndexMap<Name, ConstValue>> for ConstValue {
-    fn from(f: IndexMap<Name, ConstValue>) -> Self {
+impl From<ObjectMap<ConstValue>> for ConstValue {
+    fn from(f: ObjectMap<ConstValue>) -> Self {
         ConstValue::Object(f)
     }
 }
@@ -399,7 +408,7 @@ pub enum Value {
     /// A list of values.
     List(Vec<Value>),
     /// An object. This is a map of keys to values.
-    Object(IndexMap<Name, Value>),
+    Object(ObjectMap<Value>),
 }
 
 impl Value {

@@ -191,7 +191,7 @@ macro_rules! value_internal {
 
     ({ $($tt:tt)+ }) => {
         $crate::ConstValue::Object({
-            let mut object = $crate::indexmap::IndexMap::new();
+            let mut object = $crate::ObjectMap::default();
             $crate::value_internal!(@object object () ($($tt)+) ($($tt)+));
             object
         })
@@ -226,9 +226,7 @@ macro_rules! value_expect_expr_comma {
 
 #[cfg(test)]
 mod tests {
-    use indexmap::IndexMap;
-
-    use crate::{ConstValue, Name};
+    use crate::{ConstValue, Name, ObjectMap};
 
     #[test]
     fn test_macro() {
@@ -245,7 +243,7 @@ mod tests {
             ConstValue::List((1..=3).map(|n| ConstValue::Number(n.into())).collect())
         );
         assert_eq!(value!({"a": 10, "b": true}), {
-            let mut map = IndexMap::new();
+            let mut map = ObjectMap::default();
             map.insert(Name::new("a"), ConstValue::Number(10.into()));
             map.insert(Name::new("b"), ConstValue::Boolean(true));
             ConstValue::Object(map)

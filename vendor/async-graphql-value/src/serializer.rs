@@ -1,12 +1,12 @@
 use std::{error::Error, fmt};
 
-use indexmap::IndexMap;
+
 use serde::{
     Serialize,
     ser::{self, Impossible},
 };
 
-use crate::{ConstValue, Name, Number};
+use crate::{ConstValue, Name, Number, ObjectMap};
 
 /// This type represents errors that can occur when serializing.
 #[derive(Debug)]
@@ -182,7 +182,7 @@ impl ser::Serializer for Serializer {
         T: ser::Serialize + ?Sized,
     {
         value.serialize(self).map(|v| {
-            let mut map = IndexMap::new();
+            let mut map = ObjectMap::default();
             map.insert(Name::new(variant), v);
             ConstValue::Object(map)
         })
@@ -224,7 +224,7 @@ impl ser::Serializer for Serializer {
     #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
         Ok(SerializeMap {
-            map: IndexMap::new(),
+            map: ObjectMap::default(),
             key: None,
         })
     }
@@ -235,7 +235,7 @@ impl ser::Serializer for Serializer {
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStruct, Self::Error> {
-        Ok(SerializeStruct(IndexMap::new()))
+        Ok(SerializeStruct(ObjectMap::default()))
     }
 
     #[inline]
@@ -246,7 +246,7 @@ impl ser::Serializer for Serializer {
         variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStructVariant, Self::Error> {
-        Ok(SerializeStructVariant(Name::new(variant), IndexMap::new()))
+        Ok(SerializeStructVariant(Name::new(variant), ObjectMap::default()))
     }
 
     #[inline]
@@ -339,14 +339,14 @@ impl ser::SerializeTupleVariant for SerializeTupleVariant {
 
     #[inline]
     fn end(self) -> Result<Self::Ok, Self::Error> {
-        let mut map = IndexMap::new();
+        let mut map = ObjectMap::default();
         map.insert(self.0, ConstValue::List(self.1));
         Ok(ConstValue::Object(map))
     }
 }
 
 struct SerializeMap {
-    map: IndexMap<Name, ConstValue>,
+    map: ObjectMap<ConstValue>,
     key: Option<Name>,
 }
 
@@ -380,7 +380,7 @@ impl ser::SerializeMap for SerializeMap {
     }
 }
 
-struct SerializeStruct(IndexMap<Name, ConstValue>);
+struct SerializeStruct(ObjectMap<ConstValue>);
 
 impl ser::SerializeStruct for SerializeStruct {
     type Ok = ConstValue;
@@ -403,7 +403,7 @@ impl ser::SerializeStruct for SerializeStruct {
     }
 }
 
-struct SerializeStructVariant(Name, IndexMap<Name, ConstValue>);
+struct SerializeStructVariant(Name, ObjectMap<ConstValue>);
 
 impl ser::SerializeStructVariant for SerializeStructVariant {
     type Ok = ConstValue;
@@ -422,7 +422,7 @@ impl ser::SerializeStructVariant for SerializeStructVariant {
 
     #[inline]
     fn end(self) -> Result<Self::Ok, Self::Error> {
-        let mut map = IndexMap::new();
+        let mut map = ObjectMap::default();
         map.insert(self.0, ConstValue::Object(self.1));
         Ok(ConstValue::Object(map))
     }

@@ -1,13 +1,13 @@
 use std::fmt::{self, Formatter};
 
-use indexmap::IndexMap;
+
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
     de::{Error as DeError, MapAccess, SeqAccess, Visitor},
     ser::SerializeMap,
 };
 
-use crate::{ConstValue, Name, Number, Value};
+use crate::{ConstValue, Name, Number, ObjectMap, Value};
 
 /// The token used by `serde_json` to represent raw values.
 ///
@@ -155,7 +155,7 @@ impl<'de> Deserialize<'de> for ConstValue {
             where
                 A: MapAccess<'de>,
             {
-                let mut map = IndexMap::new();
+                let mut map = ObjectMap::default();
                 while let Some((name, value)) = visitor.next_entry()? {
                     map.insert(name, value);
                 }
@@ -309,7 +309,7 @@ impl<'de> Deserialize<'de> for Value {
             where
                 A: MapAccess<'de>,
             {
-                let mut map = IndexMap::new();
+                let mut map = ObjectMap::default();
                 while let Some((name, value)) = visitor.next_entry()? {
                     match &value {
                         Value::String(value) if name == "$var" => {

@@ -282,7 +282,7 @@ impl Subscription {
 
                                     match value {
                                         Ok(value) => {
-                                            let mut map = IndexMap::new();
+                                            let mut map = crate::ObjectMap::default();
                                             map.insert(
                                                 field_name.clone(),
                                                 value.unwrap_or_default(),

@@ -7,11 +7,11 @@ use std::{
 };
 
 use futures_util::{FutureExt, StreamExt as _, stream::FuturesUnordered};
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexSet;
 
 use crate::{
-    Context, ContextBase, ContextSelectionSet, Error, Name, OutputType, ServerError, ServerResult,
-    Value,
+    Context, ContextBase, ContextSelectionSet, Error, Name, ObjectMap, OutputType, ServerError,
+    ServerResult, Value,
     extensions::ResolveInfo,
     parser::types::{Field, FragmentDefinition, Selection, SelectionSet},
     Positioned,
@@ -329,7 +329,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
 ) -> ObjectFuture<'a> {
     let ctx = ctx.clone();
     Box::pin(async move {
-        let mut results = IndexMap::with_capacity(fields.size);
+        let mut results = ObjectMap::with_capacity_and_hasher(fields.size, Default::default());
         // Boxed: this future stays allocated while a field waits, and an error is rare.
         let mut propagated: Option<Box<ServerError>> = None;
         let mut record = |field: &Positioned<Field>, outcome: ServerResult<Value>| match outcome {
@@ -457,7 +457,7 @@ async fn resolve_field_in_place<'a, T: ContainerType + ?Sized>(
     }
 }
 
-fn insert_value(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
+fn insert_value(target: &mut ObjectMap<Value>, name: Name, value: Value) {
     match target.entry(name) {
         indexmap::map::Entry::Vacant(entry) => {
             entry.insert(value);
@@ -549,7 +549,7 @@ pub(crate) async fn try_resolve_container<'a>(
         }
     }
 
-    let mut results = IndexMap::with_capacity(outcomes.len());
+    let mut results = ObjectMap::with_capacity_and_hasher(outcomes.len(), Default::default());
     let mut propagated = None;
     for outcome in outcomes.into_iter().flatten() {
         match outcome {

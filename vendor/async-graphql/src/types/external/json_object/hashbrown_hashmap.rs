@@ -5,10 +5,10 @@ use std::{
 use async_graphql_parser::{Positioned, types::Field};
 use async_graphql_value::{from_value, to_value};
 use hashbrown::HashMap;
-use indexmap::IndexMap;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
+    ObjectMap,
     ContextSelectionSet, InputType, InputValueError, InputValueResult, Name, OutputType,
     ServerResult, Value, registry::Registry,
 };
@@ -49,7 +49,7 @@ where
     }
 
     fn to_value(&self) -> Value {
-        let mut map = IndexMap::new();
+        let mut map = ObjectMap::default();
         for (name, value) in self {
             map.insert(
                 Name::new(name.to_string()),
@@ -83,7 +83,7 @@ where
         _ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        let mut map = IndexMap::new();
+        let mut map = ObjectMap::default();
         for (name, value) in self {
             map.insert(
                 Name::new(name.to_string()),
