@@ -1,6 +1,5 @@
 use std::{fmt, vec};
 
-
 use serde::{
     de::{
         self, Deserialize, DeserializeOwned, DeserializeSeed, EnumAccess, Error as DeError,

@@ -1,6 +1,5 @@
 use std::{error::Error, fmt};
 
-
 use serde::{
     Serialize,
     ser::{self, Impossible},

@@ -1,6 +1,5 @@
 use std::fmt::{self, Formatter};
 
-
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
     de::{Error as DeError, MapAccess, SeqAccess, Visitor},

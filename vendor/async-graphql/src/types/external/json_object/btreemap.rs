@@ -5,9 +5,8 @@ use async_graphql_value::{from_value, to_value};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    ObjectMap,
-    ContextSelectionSet, InputType, InputValueError, InputValueResult, Name, OutputType,
-    ServerResult, Value,
+    ContextSelectionSet, InputType, InputValueError, InputValueResult, Name, ObjectMap,
+    OutputType, ServerResult, Value,
     registry::{MetaType, MetaTypeId, Registry},
 };
 

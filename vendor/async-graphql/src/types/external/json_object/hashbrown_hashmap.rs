@@ -8,9 +8,8 @@ use hashbrown::HashMap;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    ObjectMap,
-    ContextSelectionSet, InputType, InputValueError, InputValueResult, Name, OutputType,
-    ServerResult, Value, registry::Registry,
+    ContextSelectionSet, InputType, InputValueError, InputValueResult, Name, ObjectMap,
+    OutputType, ServerResult, Value, registry::Registry,
 };
 
 impl<K, V> InputType for HashMap<K, V>
