@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Guard, Object, Result, Schema, SimpleObject,
+    ComplexObject, Context, EmptySubscription, Guard, Object, Request, Result, Schema, SimpleObject,
+    Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo},
 };
 use serde_json::json;
@@ -314,6 +315,45 @@ async fn an_extension_sees_every_field_fragments_included() {
     let mut names = seen.0.lock().expect("not poisoned").clone();
     names.sort();
     assert_eq!(names, ["item", "oldId", "scaled", "scaled", "scaled"]);
+}
+
+#[tokio::test]
+async fn fragments_answer_as_collected_through_directives_variables_and_repeats() {
+    let query = "query($yes: Boolean!, $no: Boolean!) { item { ...A ...B @include(if: $no)
+                   ... @include(if: $yes) { oldId } ...A ... on Item @skip(if: $yes) { scaled(by: 9) }
+                   next { ...A } } }
+                 fragment A on Item { id a: scaled(by: 2) } fragment B on Item { secret }";
+    let variables = Variables::from_json(json!({ "yes": true, "no": false }));
+    let hooked = schema(Some(SeenFields::default()));
+
+    for schema in [schema(None), hooked] {
+        let response = schema.execute(Request::new(query).variables(variables.clone())).await;
+        let body = serde_json::to_string(&response).expect("a response serialises");
+
+        assert_eq!(body, r#"{"data":{"item":{"id":1,"a":2,"oldId":1,"next":{"id":2,"a":4}}}}"#);
+    }
+}
+
+#[tokio::test]
+async fn an_error_inside_a_fragment_points_at_the_field_in_the_fragment() {
+    let body = answer(&schema(None), "{ items { ...F } } fragment F on Item { id fails }").await;
+
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["data"]["items"][1], json!({ "id": 2, "fails": null }));
+    assert_eq!(
+        body["errors"][1],
+        json!({ "message": "a nullable field failed", "locations": [{ "line": 1, "column": 44 }], "path": ["items", 1, "fails"] })
+    );
+}
+
+#[tokio::test]
+async fn a_mutation_spread_from_fragments_runs_its_fields_in_order() {
+    let query = "mutation { ...M ... { c: bump(to: 4) { id } } d: bump(to: 5) { ... on Item { id } } }
+                 fragment M on Mutation { a: bump(to: 2) { id } b: bump(to: 3) { ...I } } fragment I on Item { id }";
+
+    let body = answer(&schema(None), query).await;
+
+    assert_eq!(body, r#"{"data":{"a":{"id":2},"b":{"id":3},"c":{"id":4},"d":{"id":5}}}"#);
 }
 
 #[tokio::test]

@@ -185,6 +185,7 @@ mod base;
 mod custom_directive;
 mod error;
 mod executor;
+mod expand_fragments;
 mod guard;
 mod look_ahead;
 mod model;

@@ -14,6 +14,7 @@ use crate::{
     ServerError, ServerResult, SubscriptionType, Value as ConstValue, Variables,
     context::{Data, QueryEnvInner, QueryPathNode},
     custom_directive::CustomDirectiveFactory,
+    expand_fragments::expand_fragments,
     extensions::{ExtensionFactory, Extensions},
     parser::{
         Positioned, parse_query,
@@ -1022,6 +1023,14 @@ pub(crate) async fn prepare_request(
         remove_skipped_selection(&mut fragment.node.selection_set.node, &request.variables);
     }
     remove_skipped_selection(&mut operation.node.selection_set.node, &request.variables);
+    let root = match operation.node.ty {
+        OperationType::Query => Some(&registry.query_type),
+        OperationType::Mutation => registry.mutation_type.as_ref(),
+        OperationType::Subscription => registry.subscription_type.as_ref(),
+    };
+    if let Some(root) = root {
+        expand_fragments(registry, &document.fragments, root, &mut operation.node.selection_set.node);
+    }
 
     let env = QueryEnvInner {
         extensions,
