@@ -1,6 +1,8 @@
 //! The HTTP surface: `/graphql` (POST to execute, GET for GraphiQL or a query), the health
 //! and readiness probes, `/metrics`, and the layers every request passes through.
 
+mod json_body;
+
 use std::{
     sync::{
         Arc,
@@ -657,8 +659,11 @@ fn graphql_response(
     media_type: ResponseMediaType,
     body: &impl serde::Serialize,
 ) -> Response {
-    match sonic_rs::to_vec(body) {
-        Ok(bytes) => (status, [(header::CONTENT_TYPE, media_type.content_type())], bytes).into_response(),
+    match json_body::to_body(body) {
+        Ok(body) => {
+            (status, [(header::CONTENT_TYPE, media_type.content_type())], axum::body::Body::new(body))
+                .into_response()
+        }
         Err(error) => {
             tracing::error!(%error, "serialising a response");
             error_response(

@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, LoadedMap, Loader};
 use entity::{post, profile, user};
 use futures::{StreamExt as _, future::BoxFuture, stream::FuturesUnordered, task::ArcWake};
 use sea_orm::DatabaseConnection;
@@ -194,13 +194,13 @@ impl Loader<Uuid> for UserLoader {
     type Value = Arc<user::Model>;
     type Error = ApiError;
 
-    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<user::Model>>, ApiError> {
+    async fn load(&self, ids: &[Uuid]) -> Result<LoadedMap<Uuid, Arc<user::Model>>, ApiError> {
         Ok(shared(users_through_cache(&self.db, &self.cache, ids).await?))
     }
 }
 
 /// The values of a loaded batch, ready to be handed out.
-fn shared<K: std::hash::Hash + Eq, V>(values: HashMap<K, V>) -> HashMap<K, Arc<V>> {
+fn shared<K: std::hash::Hash + Eq, V>(values: HashMap<K, V>) -> LoadedMap<K, Arc<V>> {
     values.into_iter().map(|(key, value)| (key, Arc::new(value))).collect()
 }
 
@@ -232,7 +232,7 @@ impl Loader<String> for UserByEmailLoader {
     type Value = Arc<user::Model>;
     type Error = ApiError;
 
-    async fn load(&self, emails: &[String]) -> Result<HashMap<String, Arc<user::Model>>, ApiError> {
+    async fn load(&self, emails: &[String]) -> Result<LoadedMap<String, Arc<user::Model>>, ApiError> {
         let started = Instant::now();
         let mut found = HashMap::with_capacity(emails.len());
         if self.cache.is_enabled() {
@@ -263,7 +263,7 @@ impl Loader<Uuid> for PostLoader {
     type Value = Arc<post::Model>;
     type Error = ApiError;
 
-    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<post::Model>>, ApiError> {
+    async fn load(&self, ids: &[Uuid]) -> Result<LoadedMap<Uuid, Arc<post::Model>>, ApiError> {
         let posts = repo::posts::find_by_ids(&self.db, ids).await?;
         Ok(posts.into_iter().map(|p| (p.id, Arc::new(p))).collect())
     }
@@ -278,7 +278,7 @@ impl Loader<Uuid> for ProfileLoader {
     type Value = Arc<profile::Model>;
     type Error = ApiError;
 
-    async fn load(&self, user_ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<profile::Model>>, ApiError> {
+    async fn load(&self, user_ids: &[Uuid]) -> Result<LoadedMap<Uuid, Arc<profile::Model>>, ApiError> {
         let profiles = repo::profiles::find_by_user_ids(&self.db, user_ids).await?;
         Ok(profiles.into_iter().map(|p| (p.user_id, Arc::new(p))).collect())
     }
@@ -309,12 +309,12 @@ impl Loader<AuthorPage> for AuthorPostsLoader {
     type Value = Arc<PostPage>;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[AuthorPage]) -> Result<HashMap<AuthorPage, Arc<PostPage>>, ApiError> {
+    async fn load(&self, keys: &[AuthorPage]) -> Result<LoadedMap<AuthorPage, Arc<PostPage>>, ApiError> {
         let mut authors_by_page: HashMap<&Page<PostKey>, Vec<Uuid>> = HashMap::new();
         for key in keys {
             authors_by_page.entry(&key.page).or_default().push(key.author);
         }
-        let mut pages = HashMap::with_capacity(keys.len());
+        let mut pages = LoadedMap::with_capacity_and_hasher(keys.len(), Default::default());
         for (page, authors) in authors_by_page {
             let mut rows = repo::posts::page_per_author(&self.db, &authors, page).await?;
             for author in authors {
@@ -336,8 +336,9 @@ impl Loader<Uuid> for AuthorPostCountLoader {
     type Value = u64;
     type Error = ApiError;
 
-    async fn load(&self, authors: &[Uuid]) -> Result<HashMap<Uuid, u64>, ApiError> {
-        let mut counts = repo::posts::count_per_author(&self.db, authors).await?;
+    async fn load(&self, authors: &[Uuid]) -> Result<LoadedMap<Uuid, u64>, ApiError> {
+        let mut counts: LoadedMap<_, _> =
+            repo::posts::count_per_author(&self.db, authors).await?.into_iter().collect();
         for author in authors {
             counts.entry(*author).or_insert(0);
         }
@@ -356,7 +357,7 @@ mod tests {
         type Value = u32;
         type Error = Arc<str>;
 
-        async fn load(&self, keys: &[u32]) -> Result<HashMap<u32, u32>, Arc<str>> {
+        async fn load(&self, keys: &[u32]) -> Result<LoadedMap<u32, u32>, Arc<str>> {
             self.0.fetch_add(1, Ordering::Relaxed);
             tokio::task::yield_now().await;
             Ok(keys.iter().map(|k| (*k, k * 2)).collect())
@@ -370,7 +371,7 @@ mod tests {
         type Value = u32;
         type Error = Arc<str>;
 
-        async fn load(&self, keys: &[u32]) -> Result<HashMap<u32, u32>, Arc<str>> {
+        async fn load(&self, keys: &[u32]) -> Result<LoadedMap<u32, u32>, Arc<str>> {
             let doubled = self.0.load_many(keys.iter().copied()).await?;
             Ok(doubled.into_iter().map(|(k, v)| (k, v + 1)).collect())
         }

@@ -15,6 +15,7 @@ crate::backend_tests!(
     every_response_carries_a_request_id,
     a_batch_of_operations_is_answered_in_order,
     text_that_json_must_escape_is_answered_as_standard_json_writes_it,
+    a_large_answer_comes_whole_with_its_length,
     a_stopped_server_refuses_new_connections,
 );
 
@@ -248,4 +249,27 @@ async fn text_that_json_must_escape_is_answered_as_standard_json_writes_it(backe
         let expected = serde_json::to_vec(&json!({ "data": { "post": { "title": title } } })).unwrap();
         assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&expected));
     }
+}
+
+// A large answer is written in several chunks (`http/json_body.rs`); it still goes out as
+// one body with a `Content-Length`, not in HTTP chunks, and reads as the value it is.
+async fn a_large_answer_comes_whole_with_its_length(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let schema =
+        "__schema { types { name description fields { name description type { name ofType { name } } } } }";
+    let aliases: Vec<String> = (0..8).map(|i| format!("s{i}: {schema}")).collect();
+    let query = json!({ "query": format!("{{ {} }}", aliases.join(" ")) });
+
+    let response = app.post_graphql(&query).await;
+
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("transfer-encoding").is_none());
+    let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(length > 32 * 1024, "{length} bytes: too small to take several chunks");
+    let body: Value = serde_json::from_slice(&body).expect("one JSON value");
+    assert_eq!(body["data"]["s0"], body["data"]["s7"]);
+    let types = body["data"]["s7"]["types"].as_array().expect("types");
+    assert!(types.iter().any(|t| t["name"] == "User"));
 }

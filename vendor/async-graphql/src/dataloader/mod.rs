@@ -5,7 +5,6 @@
 //! ```rust
 //! use async_graphql::*;
 //! use async_graphql::dataloader::*;
-//! use std::collections::{HashSet, HashMap};
 //! use std::convert::Infallible;
 //! use async_graphql::dataloader::Loader;
 //!
@@ -17,7 +16,7 @@
 //!     type Value = String;
 //!     type Error = Infallible;
 //!
-//!     async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Self::Value>, Self::Error> {
+//!     async fn load(&self, keys: &[i32]) -> Result<LoadedMap<i32, Self::Value>, Self::Error> {
 //!         // Use `MyLoader` to load data.
 //!         Ok(keys.iter().copied().map(|n| (n, n.to_string())).collect())
 //!     }
@@ -74,6 +73,19 @@ use std::{
 
 pub use cache::{CacheFactory, CacheStorage, HashMapCache, LruCache, NoCache};
 use fnv::FnvHashMap;
+
+/// The hasher of the maps a loader returns and of the sets of keys it batches: foldhash,
+/// seeded at random for each map. Every key of a batch is hashed several times on its way
+/// through (into the batch's set, into the loaded map, out of it), and SipHash made those
+/// hashes a few percent of a request that loads a page of rows; the random seed keeps keys
+/// a client chooses from being made to collide.
+pub type LoaderHasher = foldhash::fast::RandomState;
+
+/// Loaded values by their keys, as a [`Loader`] returns them and [`DataLoader::load_many`]
+/// hands them out.
+pub type LoadedMap<K, V> = HashMap<K, V, LoaderHasher>;
+
+type KeySet<K> = HashSet<K, LoaderHasher>;
 use futures_channel::oneshot;
 use futures_util::future::BoxFuture;
 #[cfg(feature = "tracing")]
@@ -83,18 +95,18 @@ use crate::util::Delay;
 
 #[allow(clippy::type_complexity)]
 struct ResSender<K: Send + Sync + Hash + Eq + Clone + 'static, T: Loader<K>> {
-    use_cache_values: HashMap<K, T::Value>,
-    tx: oneshot::Sender<Result<HashMap<K, T::Value>, T::Error>>,
+    use_cache_values: LoadedMap<K, T::Value>,
+    tx: oneshot::Sender<Result<LoadedMap<K, T::Value>, T::Error>>,
 }
 
 struct Requests<K: Send + Sync + Hash + Eq + Clone + 'static, T: Loader<K>> {
-    keys: HashSet<K>,
-    pending: Vec<(HashSet<K>, ResSender<K, T>)>,
+    keys: KeySet<K>,
+    pending: Vec<(KeySet<K>, ResSender<K, T>)>,
     cache_storage: Box<dyn CacheStorage<Key = K, Value = T::Value>>,
     disable_cache: bool,
 }
 
-type KeysAndSender<K, T> = (HashSet<K>, Vec<(HashSet<K>, ResSender<K, T>)>);
+type KeysAndSender<K, T> = (KeySet<K>, Vec<(KeySet<K>, ResSender<K, T>)>);
 
 impl<K: Send + Sync + Hash + Eq + Clone + 'static, T: Loader<K>> Requests<K, T> {
     fn new<C: CacheFactory>(cache_factory: &C) -> Self {
@@ -125,14 +137,14 @@ pub trait Loader<K: Send + Sync + Hash + Eq + Clone + 'static>: Send + Sync + 's
 
     /// Load the data set specified by the `keys`.
     #[cfg(feature = "boxed-trait")]
-    async fn load(&self, keys: &[K]) -> Result<HashMap<K, Self::Value>, Self::Error>;
+    async fn load(&self, keys: &[K]) -> Result<LoadedMap<K, Self::Value>, Self::Error>;
 
     /// Load the data set specified by the `keys`.
     #[cfg(not(feature = "boxed-trait"))]
     fn load(
         &self,
         keys: &[K],
-    ) -> impl Future<Output = Result<HashMap<K, Self::Value>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<LoadedMap<K, Self::Value>, Self::Error>> + Send;
 }
 
 struct DataLoaderInner<T> {
@@ -170,7 +182,7 @@ impl<T> DataLoaderInner<T> {
 
                 // send response
                 for (keys, sender) in senders {
-                    let mut res = HashMap::new();
+                    let mut res = LoadedMap::default();
                     res.extend(sender.use_cache_values);
                     for key in &keys {
                         res.extend(values.get(key).map(|value| (key.clone(), value.clone())));
@@ -301,7 +313,7 @@ impl<T, C: CacheFactory> DataLoader<T, C> {
 
     /// Use this `DataLoader` to load some data.
     #[cfg_attr(feature = "tracing", instrument(skip_all))]
-    pub async fn load_many<K, I>(&self, keys: I) -> Result<HashMap<K, T::Value>, T::Error>
+    pub async fn load_many<K, I>(&self, keys: I) -> Result<LoadedMap<K, T::Value>, T::Error>
     where
         K: Send + Sync + Hash + Eq + Clone + 'static,
         I: IntoIterator<Item = K>,
@@ -323,8 +335,8 @@ impl<T, C: CacheFactory> DataLoader<T, C> {
                 .downcast_mut::<Requests<K, T>>()
                 .unwrap();
             let prev_count = typed_requests.keys.len();
-            let mut keys_set = HashSet::new();
-            let mut use_cache_values = HashMap::new();
+            let mut keys_set = KeySet::default();
+            let mut use_cache_values = LoadedMap::default();
 
             if typed_requests.disable_cache || self.disable_cache.load(Ordering::SeqCst) {
                 keys_set = keys.into_iter().collect();
@@ -472,7 +484,7 @@ impl<T, C: CacheFactory> DataLoader<T, C> {
     }
 
     /// Gets all values in the cache.
-    pub fn get_cached_values<K>(&self) -> HashMap<K, T::Value>
+    pub fn get_cached_values<K>(&self) -> LoadedMap<K, T::Value>
     where
         K: Send + Sync + Hash + Eq + Clone + 'static,
         T: Loader<K>,
@@ -480,7 +492,7 @@ impl<T, C: CacheFactory> DataLoader<T, C> {
         let tid = TypeId::of::<K>();
         let requests = self.inner.requests.lock().unwrap();
         match requests.get(&tid) {
-            None => HashMap::new(),
+            None => LoadedMap::default(),
             Some(requests) => {
                 let typed_requests = requests.downcast_ref::<Requests<K, T>>().unwrap();
                 typed_requests
@@ -506,7 +518,7 @@ mod tests {
         type Value = i32;
         type Error = ();
 
-        async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Self::Value>, Self::Error> {
+        async fn load(&self, keys: &[i32]) -> Result<LoadedMap<i32, Self::Value>, Self::Error> {
             assert!(keys.len() <= 10);
             Ok(keys.iter().copied().map(|k| (k, k)).collect())
         }
@@ -517,7 +529,7 @@ mod tests {
         type Value = i64;
         type Error = ();
 
-        async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        async fn load(&self, keys: &[i64]) -> Result<LoadedMap<i64, Self::Value>, Self::Error> {
             assert!(keys.len() <= 10);
             Ok(keys.iter().copied().map(|k| (k, k)).collect())
         }
@@ -695,7 +707,7 @@ mod tests {
             type Value = i32;
             type Error = ();
 
-            async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Self::Value>, Self::Error> {
+            async fn load(&self, keys: &[i32]) -> Result<LoadedMap<i32, Self::Value>, Self::Error> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 Ok(keys.iter().copied().map(|k| (k, k)).collect())
             }
