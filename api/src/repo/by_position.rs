@@ -10,11 +10,12 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use entity::{post, user};
 use sea_orm::{
     ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryResult, RuntimeErr, Select, SelectModel,
     SelectorRaw, TryGetable,
-    sqlx::{self, Postgres, Row as _},
+    sqlx::{self, Postgres, Row as _, postgres::PgValueFormat},
 };
 
 /// A model decoded from its row by column position. Whole rows only (the prefix SeaORM
@@ -29,8 +30,8 @@ impl FromQueryResult for ByPosition<post::Model> {
             title: column(row, 1)?,
             content: column(row, 2)?,
             author_id: column(row, 3)?,
-            created_at: column(row, 4)?,
-            updated_at: column(row, 5)?,
+            created_at: timestamp(row, 4)?,
+            updated_at: timestamp(row, 5)?,
         }))
     }
 }
@@ -41,8 +42,8 @@ impl FromQueryResult for ByPosition<user::Model> {
             id: column(row, 0)?,
             email: column(row, 1)?,
             name: column(row, 2)?,
-            created_at: column(row, 3)?,
-            updated_at: column(row, 4)?,
+            created_at: timestamp(row, 3)?,
+            updated_at: timestamp(row, 4)?,
         }))
     }
 }
@@ -60,6 +61,34 @@ where
         }
         None => row.try_get_by_index(index),
     }
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00 UTC.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Column `index` of `row`, a `timestamptz`. On PostgreSQL, in the binary format it comes
+/// in, it is read as what it is, microseconds since 2000-01-01 UTC: sqlx adds them to that
+/// date as a duration, day by day through the calendar, which cost 2% of q1's
+/// instructions for its 1,100 timestamps. A value out of chrono's range (`infinity`, which
+/// Quill never writes) is an error where sqlx would panic.
+fn timestamp(row: &QueryResult, index: usize) -> Result<DateTime<Utc>, DbErr> {
+    let Some(pg_row) = row.try_as_pg_row() else {
+        return column(row, index);
+    };
+    let value = pg_row.try_get_raw(index).map_err(|e| DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))?;
+    if value.format() != PgValueFormat::Binary {
+        return column(row, index);
+    }
+    let micros = value
+        .as_bytes()
+        .ok()
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(i64::from_be_bytes)
+        .ok_or_else(|| DbErr::Type(format!("column {index} is not a timestamptz")))?;
+    micros
+        .checked_add(POSTGRES_EPOCH_MICROS)
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(|| DbErr::Type(format!("column {index} holds a timestamp out of range")))
 }
 
 /// Every row of `select`, decoded by position.

@@ -14,6 +14,7 @@ crate::backend_tests!(
     a_failed_profile_insert_leaves_no_user_behind,
     a_user_is_found_with_their_posts_newest_first,
     every_read_of_users_and_posts_gives_back_each_field_as_written,
+    timestamps_before_and_long_after_the_year_2000_read_back_to_the_microsecond,
     migrations_go_down_and_up_again,
 );
 
@@ -100,6 +101,27 @@ async fn every_read_of_users_and_posts_gives_back_each_field_as_written(backend:
     for posts in [posts_by_id, posts_page, per_author.remove(&ada.id).expect("ada has posts")] {
         assert_eq!(posts, written);
     }
+}
+
+// PostgreSQL counts a timestamp in microseconds from 2000-01-01, which the reads decode
+// themselves: before that date the count is negative.
+async fn timestamps_before_and_long_after_the_year_2000_read_back_to_the_microsecond(backend: Backend) {
+    use sea_orm::ConnectionTrait as _;
+    let (_database, db) = connect(&backend).await;
+    let new_user = NewUser { email: "ada@example.com".into(), name: None, profile: None };
+    let (ada, _) = repo::users::create(&db, new_user).await.unwrap();
+    db.execute_unprepared(
+        "UPDATE users SET created_at = '1969-07-20 20:17:40.000001+00:00', \
+         updated_at = '2100-02-28 23:59:59.999999+00:00'",
+    )
+    .await
+    .unwrap();
+
+    let users = repo::users::find_by_ids(&db, &[ada.id]).await.unwrap();
+
+    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    assert_eq!(users[0].created_at, at("1969-07-20T20:17:40.000001Z"));
+    assert_eq!(users[0].updated_at, at("2100-02-28T23:59:59.999999Z"));
 }
 
 async fn migrations_go_down_and_up_again(backend: Backend) {
