@@ -39,7 +39,18 @@ pub(crate) fn expand_fragments(
     root: &str,
     selection_set: &mut SelectionSet,
 ) {
-    Expansion { registry, fragments, selections: 0 }.selection_set(selection_set, root, 0);
+    // Most operations hold no fragment: they cost one walk, no lookup and no copy.
+    if has_fragments(selection_set) {
+        Expansion { registry, fragments, selections: 0 }.selection_set(selection_set, root, 0);
+    }
+}
+
+/// Whether `selection_set`, however deep, spreads a fragment or holds an inline fragment.
+fn has_fragments(selection_set: &SelectionSet) -> bool {
+    selection_set.items.iter().any(|selection| match &selection.node {
+        Selection::Field(field) => has_fragments(&field.node.selection_set.node),
+        Selection::FragmentSpread(_) | Selection::InlineFragment(_) => true,
+    })
 }
 
 struct Expansion<'a> {
