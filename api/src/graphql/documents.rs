@@ -2,7 +2,7 @@
 //! (an app's queries are fixed at build time), and parsing one costs more than answering
 //! a small query: a document seen before is taken from here, parsed and checked already.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::AtomicBool};
 
 use async_graphql::{
     Name,
@@ -20,7 +20,22 @@ const BYTES_PER_CHARACTER: usize = 32;
 
 /// Documents that parsed and passed the limits, by their exact text.
 #[derive(Clone)]
-pub(super) struct Documents(moka::sync::Cache<String, Arc<ExecutableDocument>>);
+pub(super) struct Documents(moka::sync::Cache<String, Arc<Kept>>);
+
+/// A kept document and whether it has passed the validation rules that read the document
+/// alone, which then do not run again for it (`Request::set_document_checked`): they
+/// were a fifth of a small query's instructions.
+struct Kept {
+    document: ExecutableDocument,
+    checked: Arc<AtomicBool>,
+}
+
+/// A document handed out for one request: its own copy, and the flag it shares with the
+/// other requests that send it.
+pub(super) struct Handed {
+    pub document: ExecutableDocument,
+    pub checked: Arc<AtomicBool>,
+}
 
 impl Documents {
     pub fn new() -> Self {
@@ -35,13 +50,18 @@ impl Documents {
     }
 
     /// The document with this text, if it was kept: a copy of its own for one request.
-    pub fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        self.0.get(text).map(|document| copy_for_one_request(&document))
+    pub fn get(&self, text: &str) -> Option<Handed> {
+        self.0.get(text).map(|kept| Handed {
+            document: copy_for_one_request(&kept.document),
+            checked: kept.checked.clone(),
+        })
     }
 
-    /// Keeps a document that parsed and passed the limits.
-    pub fn keep(&self, text: String, document: &ExecutableDocument) {
-        self.0.insert(text, Arc::new(document.clone()));
+    /// Keeps a document that parsed and passed the limits, and hands out its flag.
+    pub fn keep(&self, text: String, document: &ExecutableDocument) -> Arc<AtomicBool> {
+        let checked = Arc::new(AtomicBool::new(false));
+        self.0.insert(text, Arc::new(Kept { document: document.clone(), checked: checked.clone() }));
+        checked
     }
 }
 
@@ -127,10 +147,11 @@ mod tests {
         documents.keep(text.to_owned(), &parse_query(text).expect("the document parses"));
 
         let kept = documents.0.get(text).expect("the document is kept");
-        let copy = documents.get(text).expect("the document is handed out");
+        let kept = &kept.document;
+        let copy = documents.get(text).expect("the document is handed out").document;
 
         assert_eq!(format!("{copy:?}"), format!("{kept:?}"));
-        let (kept_keys, copy_keys) = (response_keys(&kept), response_keys(&copy));
+        let (kept_keys, copy_keys) = (response_keys(kept), response_keys(&copy));
         assert_eq!(copy_keys.len(), 9);
         for (kept, copy) in kept_keys.iter().zip(&copy_keys) {
             assert_eq!(kept.as_str(), copy.as_str());

@@ -146,14 +146,16 @@ impl Executor {
     /// Leaves the request's document in it, parsed and checked against the limits: taken
     /// from the documents seen before, or parsed, checked and kept.
     fn prepare(&self, request: &mut Request) -> Result<(), async_graphql::ServerError> {
-        if let Some(document) = self.documents.get(&request.query) {
-            request.set_parsed_query(document);
+        if let Some(handed) = self.documents.get(&request.query) {
+            request.set_parsed_query(handed.document);
+            request.set_document_checked(handed.checked);
             return Ok(());
         }
         limits::prepare(request, &self.limits)?;
         let text = request.query.clone();
         if let Ok(document) = request.parsed_query() {
-            self.documents.keep(text, document);
+            let checked = self.documents.keep(text, document);
+            request.set_document_checked(checked);
         }
         Ok(())
     }

@@ -149,6 +149,10 @@ impl Item {
         self.id * by
     }
 
+    async fn times(&self, #[graphql(default = 2)] by: i32) -> i32 {
+        self.id * by
+    }
+
     /// Waits a turn before answering, as a field behind a loader does.
     async fn later(&self) -> i32 {
         tokio::task::yield_now().await;
@@ -354,6 +358,33 @@ async fn a_mutation_spread_from_fragments_runs_its_fields_in_order() {
     let body = answer(&schema(None), query).await;
 
     assert_eq!(body, r#"{"data":{"a":{"id":2},"b":{"id":3},"c":{"id":4},"d":{"id":5}}}"#);
+}
+
+// Validation reads the document, not the variables ("Validation" in the specification): a
+// nullable variable may stand for a non-null argument that has a default, and a `null` it
+// carries is refused when the argument is coerced, as a field error.
+#[tokio::test]
+async fn a_null_variable_for_a_non_null_argument_is_a_field_error() {
+    let query = "query($by: Int) { items { id times(by: $by) } }";
+    let schema = schema(None);
+
+    let given = schema.execute(Request::new(query).variables(Variables::from_json(json!({ "by": 3 })))).await;
+    let null =
+        schema.execute(Request::new(query).variables(Variables::from_json(json!({ "by": null })))).await;
+
+    assert_eq!(
+        serde_json::to_value(&given.data).expect("JSON"),
+        json!({ "items": [
+        { "id": 1, "times": 3 }, { "id": 2, "times": 6 }, { "id": 3, "times": 9 }
+    ] })
+    );
+    assert_eq!(serde_json::to_value(&null.data).expect("JSON"), json!({ "items": [null, null, null] }));
+    let paths: Vec<_> =
+        null.errors.iter().map(|error| serde_json::to_value(&error.path).expect("JSON")).collect();
+    assert_eq!(
+        paths,
+        [json!(["items", 0, "times"]), json!(["items", 1, "times"]), json!(["items", 2, "times"])]
+    );
 }
 
 #[tokio::test]

@@ -234,3 +234,51 @@ async fn a_document_sent_again_is_refused_again_and_a_good_one_answered_the_same
     }
     assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "{bodies:?}");
 }
+
+// A document that has passed validation once skips the rules that read the document alone;
+// the limits, which read the variables, still apply to every request.
+#[tokio::test]
+async fn a_document_checked_before_is_still_held_to_the_cost_its_variables_give() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let query = "query($n: Int) { users(first: $n) { nodes { posts(first: $n) { nodes { id title author { id } } } } } }";
+
+    let mut bodies = Vec::new();
+    for n in [10, 10, 100, 10, 100] {
+        bodies.push(app.graphql(query, json!({ "n": n })).await);
+    }
+
+    for (i, body) in bodies.iter().enumerate() {
+        match i {
+            2 | 4 => assert_eq!(only_code(body), "QUERY_TOO_COMPLEX", "{body}"),
+            _ => assert!(body.get("errors").is_none(), "{body}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_document_that_fails_validation_fails_it_every_time_and_bad_variables_too() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada = app.create_user("ada@example.com").await;
+    let invalid = "query($id: UUID!) { user(id: $id) { id nope } }";
+    let valid = "query($id: UUID!) { user(id: $id) { id } }";
+
+    let mut invalid_bodies = Vec::new();
+    let mut bad_variable_bodies = Vec::new();
+    for _ in 0..3 {
+        invalid_bodies.push(app.graphql(invalid, json!({ "id": ada })).await);
+        let good = app.graphql(valid, json!({ "id": ada })).await;
+        assert_eq!(good["data"]["user"]["id"], json!(ada), "{good}");
+        bad_variable_bodies.push(app.graphql(valid, json!({ "id": "not a uuid" })).await);
+    }
+
+    for body in &invalid_bodies {
+        assert_eq!(only_code(body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+        assert!(body.get("data").is_none(), "{body}");
+    }
+    for body in &bad_variable_bodies {
+        assert!(body.get("data").is_none(), "{body}");
+        assert!(!error_codes(body).is_empty(), "{body}");
+    }
+    assert!(invalid_bodies.windows(2).all(|pair| pair[0] == pair[1]), "{invalid_bodies:?}");
+    assert!(bad_variable_bodies.windows(2).all(|pair| pair[0] == pair[1]), "{bad_variable_bodies:?}");
+}

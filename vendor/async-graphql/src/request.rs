@@ -1,6 +1,7 @@
 use std::{
     any::Any,
     fmt::{self, Debug, Formatter},
+    sync::{Arc, atomic::AtomicBool},
 };
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -49,6 +50,11 @@ pub struct Request {
     #[serde(skip)]
     pub(crate) parsed_query: Option<ExecutableDocument>,
 
+    /// Whether the document has passed the validation rules that read the document alone,
+    /// shared with the other requests that send it (see [`Request::set_document_checked`]).
+    #[serde(skip)]
+    pub(crate) document_checked: Option<Arc<AtomicBool>>,
+
     /// Sets the introspection mode for this request (defaults to
     /// [IntrospectionMode::Enabled]).
     #[serde(skip)]
@@ -66,8 +72,19 @@ impl Request {
             data: Data::default(),
             extensions: Default::default(),
             parsed_query: None,
+            document_checked: None,
             introspection_mode: IntrospectionMode::Enabled,
         }
+    }
+
+    /// Shares, between the requests that send the same document, the verdict of the
+    /// validation rules that read the document alone: every rule but the limits on
+    /// complexity and depth, which read the variables, and which still run for each
+    /// request. When `checked` is set, those rules are not run again; when it is clear
+    /// and the request passes validation, it is set. Give each document (by its text) a
+    /// flag of its own, and use it with one schema only.
+    pub fn set_document_checked(&mut self, checked: Arc<AtomicBool>) {
+        self.document_checked = Some(checked);
     }
 
     /// Specify the operation name of the request.

@@ -2,7 +2,7 @@ use std::{
     any::{Any, TypeId},
     collections::{HashMap, HashSet},
     ops::Deref,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
 };
 
 use async_graphql_parser::types::ExecutableDocument;
@@ -973,6 +973,10 @@ pub(crate) async fn prepare_request(
     }
 
     // check rules
+    let document_checked = request.document_checked.take();
+    let checked_before = document_checked
+        .as_ref()
+        .is_some_and(|checked| checked.load(Ordering::Acquire));
     let validation_result = {
         let validation_fut = async {
             check_rules(
@@ -983,11 +987,16 @@ pub(crate) async fn prepare_request(
                 validation_mode,
                 complexity,
                 depth,
+                checked_before,
             )
         };
         futures_util::pin_mut!(validation_fut);
         extensions.validation(&mut validation_fut).await?
     };
+    // Stored once: a flag written by every request would move between the cores.
+    if let Some(checked) = document_checked.filter(|_| !checked_before) {
+        checked.store(true, Ordering::Release);
+    }
 
     let operation = if let Some(operation_name) = &request.operation_name {
         match document.operations {

@@ -48,6 +48,7 @@ pub(crate) fn check_rules(
     mode: ValidationMode,
     limit_complexity: Option<usize>,
     limit_depth: Option<usize>,
+    document_checked: bool,
 ) -> Result<ValidationResult, Vec<ServerError>> {
     let mut cache_control = CacheControl::default();
     let mut complexity = 0;
@@ -56,30 +57,38 @@ pub(crate) fn check_rules(
     let mut ctx = VisitorContext::new(registry, doc, variables, operation_name);
     let errors = match mode {
         ValidationMode::Strict => {
-            let mut visitor = VisitorNil
-                .with(rules::ArgumentsOfCorrectType::default())
-                .with(rules::DefaultValuesOfCorrectType)
-                .with(rules::FieldsOnCorrectType)
-                .with(rules::FragmentsOnCompositeTypes)
-                .with(rules::KnownArgumentNames::default())
-                .with(rules::NoFragmentCycles::default())
-                .with(rules::KnownFragmentNames)
-                .with(rules::KnownTypeNames)
-                .with(rules::NoUndefinedVariables::default())
-                .with(rules::NoUnusedFragments::default())
-                .with(rules::NoUnusedVariables::default())
-                .with(rules::UniqueArgumentNames::default())
-                .with(rules::UniqueVariableNames::default())
-                .with(rules::VariablesAreInputTypes)
-                .with(rules::VariableInAllowedPosition::default())
-                .with(rules::ScalarLeafs)
-                .with(rules::PossibleFragmentSpreads::default())
-                .with(rules::ProvidedNonNullArguments)
-                .with(rules::KnownDirectives::default())
-                .with(rules::DirectivesUnique)
-                .with(rules::OverlappingFieldsCanBeMerged)
-                .with(rules::UploadFile);
-            visit(&mut visitor, &mut ctx, doc);
+            // The specification's rules read the document alone, so a document that has
+            // passed them once passes them again (`Request::set_document_checked`). They
+            // run without the variables: a variable's value was coerced to its type before
+            // validation, and `VariableInAllowedPosition` checks that type against each
+            // place it is used.
+            let mut document_ctx = VisitorContext::new(registry, doc, None, operation_name);
+            if !document_checked {
+                let mut visitor = VisitorNil
+                    .with(rules::ArgumentsOfCorrectType::default())
+                    .with(rules::DefaultValuesOfCorrectType)
+                    .with(rules::FieldsOnCorrectType)
+                    .with(rules::FragmentsOnCompositeTypes)
+                    .with(rules::KnownArgumentNames::default())
+                    .with(rules::NoFragmentCycles::default())
+                    .with(rules::KnownFragmentNames)
+                    .with(rules::KnownTypeNames)
+                    .with(rules::NoUndefinedVariables::default())
+                    .with(rules::NoUnusedFragments::default())
+                    .with(rules::NoUnusedVariables::default())
+                    .with(rules::UniqueArgumentNames::default())
+                    .with(rules::UniqueVariableNames::default())
+                    .with(rules::VariablesAreInputTypes)
+                    .with(rules::VariableInAllowedPosition::default())
+                    .with(rules::ScalarLeafs)
+                    .with(rules::PossibleFragmentSpreads::default())
+                    .with(rules::ProvidedNonNullArguments)
+                    .with(rules::KnownDirectives::default())
+                    .with(rules::DirectivesUnique)
+                    .with(rules::OverlappingFieldsCanBeMerged)
+                    .with(rules::UploadFile);
+                visit(&mut visitor, &mut document_ctx, doc);
+            }
 
             let mut visitor = VisitorNil
                 .with(visitors::CacheControlCalculate {
@@ -88,7 +97,8 @@ pub(crate) fn check_rules(
                 .with(visitors::ComplexityCalculate::new(&mut complexity))
                 .with(visitors::DepthCalculate::new(&mut depth));
             visit(&mut visitor, &mut ctx, doc);
-            ctx.errors
+            document_ctx.errors.append(&mut ctx.errors);
+            document_ctx.errors
         }
         ValidationMode::Fast => {
             let mut visitor = VisitorNil
