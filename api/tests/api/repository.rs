@@ -15,6 +15,7 @@ crate::backend_tests!(
     a_user_is_found_with_their_posts_newest_first,
     every_read_of_users_and_posts_gives_back_each_field_as_written,
     timestamps_before_and_long_after_the_year_2000_read_back_to_the_microsecond,
+    a_timestamp_out_of_range_is_an_error_not_a_panic,
     migrations_go_down_and_up_again,
 );
 
@@ -122,6 +123,20 @@ async fn timestamps_before_and_long_after_the_year_2000_read_back_to_the_microse
     let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
     assert_eq!(users[0].created_at, at("1969-07-20T20:17:40.000001Z"));
     assert_eq!(users[0].updated_at, at("2100-02-28T23:59:59.999999Z"));
+}
+
+// Quill never writes one, but PostgreSQL's `infinity` is a valid timestamptz, beyond any
+// date the models can hold.
+async fn a_timestamp_out_of_range_is_an_error_not_a_panic(backend: Backend) {
+    use sea_orm::ConnectionTrait as _;
+    let (_database, db) = connect(&backend).await;
+    let new_user = NewUser { email: "ada@example.com".into(), name: None, profile: None };
+    let (ada, _) = repo::users::create(&db, new_user).await.unwrap();
+    db.execute_unprepared("UPDATE users SET created_at = 'infinity'").await.unwrap();
+
+    let read = repo::users::find_by_ids(&db, &[ada.id]).await;
+
+    assert!(read.is_err(), "{read:?}");
 }
 
 async fn migrations_go_down_and_up_again(backend: Backend) {
