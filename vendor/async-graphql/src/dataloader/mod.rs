@@ -73,6 +73,12 @@ use std::{
 
 pub use cache::{CacheFactory, CacheStorage, HashMapCache, LruCache, NoCache};
 use fnv::FnvHashMap;
+use futures_channel::oneshot;
+use futures_util::future::BoxFuture;
+#[cfg(feature = "tracing")]
+use tracing::{Instrument, info_span, instrument};
+
+use crate::util::Delay;
 
 /// The hasher of the maps a loader returns and of the sets of keys it batches: foldhash,
 /// seeded at random for each map. Every key of a batch is hashed several times on its way
@@ -86,12 +92,6 @@ pub type LoaderHasher = foldhash::fast::RandomState;
 pub type LoadedMap<K, V> = HashMap<K, V, LoaderHasher>;
 
 type KeySet<K> = HashSet<K, LoaderHasher>;
-use futures_channel::oneshot;
-use futures_util::future::BoxFuture;
-#[cfg(feature = "tracing")]
-use tracing::{Instrument, info_span, instrument};
-
-use crate::util::Delay;
 
 #[allow(clippy::type_complexity)]
 struct ResSender<K: Send + Sync + Hash + Eq + Clone + 'static, T: Loader<K>> {
