@@ -12,7 +12,6 @@
 //! write-back is also dropped when its load took longer than half the tombstone's life.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -26,6 +25,7 @@ use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use crate::{
+    KeyedMap,
     config::{CacheMode, Config, SecretUrl},
     telemetry::{CACHE_ERRORS_TOTAL, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL},
 };
@@ -231,14 +231,14 @@ impl UserCache {
 
     /// The cached users among `ids`; an id that is absent, tombstoned or unreadable is
     /// simply not in the map.
-    pub async fn get_users(&self, ids: &[Uuid]) -> HashMap<Uuid, user::Model> {
+    pub async fn get_users(&self, ids: &[Uuid]) -> KeyedMap<Uuid, user::Model> {
         if ids.is_empty() {
-            return HashMap::new();
+            return KeyedMap::default();
         }
         let found = match &self.0.backend {
-            Backend::Off => return HashMap::new(),
+            Backend::Off => return KeyedMap::default(),
             Backend::Local(local) => {
-                let mut found = HashMap::with_capacity(ids.len());
+                let mut found = KeyedMap::with_capacity_and_hasher(ids.len(), Default::default());
                 for id in ids {
                     if let Some(Entry::User(user)) = local.users.get(id).await {
                         found.insert(*id, user.as_ref().clone());
@@ -251,7 +251,7 @@ impl UserCache {
                 let values: Vec<Option<Vec<u8>>> =
                     match self.call(remote, "MGET", &*redis::cmd("MGET").arg(&keys)).await {
                         Some(values) => values,
-                        None => return HashMap::new(),
+                        None => return KeyedMap::default(),
                     };
                 ids.iter()
                     .zip(values)

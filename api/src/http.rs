@@ -517,7 +517,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, via
             } else {
                 StatusCode::OK
             };
-            return graphql_response(status, media_type, &GraphqlBody::from(&response));
+            return graphql_response(status, media_type, |out| GraphqlBody::from(&response).write(out));
         }
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
@@ -530,8 +530,17 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, via
             responses
         }
     };
-    let bodies: Vec<GraphqlBody<'_>> = responses.iter().map(GraphqlBody::from).collect();
-    graphql_response(StatusCode::OK, media_type, &bodies)
+    graphql_response(StatusCode::OK, media_type, |out| {
+        out.write_raw(b"[");
+        for (i, response) in responses.iter().enumerate() {
+            if i > 0 {
+                out.write_raw(b",");
+            }
+            GraphqlBody::from(response).write(out)?;
+        }
+        out.write_raw(b"]");
+        Ok(())
+    })
 }
 
 /// The answer to a request its persisted-query extension refuses, counted like others.
@@ -563,15 +572,38 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-/// A GraphQL response as it goes on the wire: `data` absent for a request error.
-#[derive(serde::Serialize)]
+/// A GraphQL response as it goes on the wire: `data` absent for a request error, `errors`
+/// and `extensions` absent when empty.
 struct GraphqlBody<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a async_graphql::Value>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [async_graphql::ServerError],
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+impl GraphqlBody<'_> {
+    /// The body as a JSON object, its members in the order above.
+    fn write(&self, out: &mut json_body::Chunks) -> std::io::Result<()> {
+        let mut first = true;
+        let mut member = |out: &mut json_body::Chunks, name: &[u8]| {
+            out.write_raw(if std::mem::take(&mut first) { b"{\"" } else { b",\"" });
+            out.write_raw(name);
+            out.write_raw(b"\":");
+        };
+        if let Some(data) = self.data {
+            member(out, b"data");
+            out.write_value(data)?;
+        }
+        if !self.errors.is_empty() {
+            member(out, b"errors");
+            out.write_serde(&self.errors)?;
+        }
+        if !self.extensions.is_empty() {
+            member(out, b"extensions");
+            out.write_serde(&self.extensions)?;
+        }
+        out.write_raw(if first { b"{}" } else { b"}" });
+        Ok(())
+    }
 }
 
 impl<'a> From<&'a async_graphql::Response> for GraphqlBody<'a> {
@@ -657,9 +689,9 @@ fn parse_media_range(range: &str) -> Option<(String, f32)> {
 fn graphql_response(
     status: StatusCode,
     media_type: ResponseMediaType,
-    body: &impl serde::Serialize,
+    write: impl FnOnce(&mut json_body::Chunks) -> std::io::Result<()>,
 ) -> Response {
-    match json_body::to_body(body) {
+    match json_body::to_body(write) {
         Ok(body) => {
             (status, [(header::CONTENT_TYPE, media_type.content_type())], axum::body::Body::new(body))
                 .into_response()

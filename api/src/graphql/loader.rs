@@ -14,7 +14,6 @@
 //! whenever resolving its siblings takes longer than that, as on a busy machine.)
 
 use std::{
-    collections::HashMap,
     future::{Future, poll_fn},
     pin::pin,
     sync::{
@@ -33,6 +32,7 @@ use uuid::Uuid;
 
 use super::Services;
 use crate::{
+    KeyedMap,
     cache::UserCache,
     error::ApiError,
     pagination::{Page, PostKey, finish_page},
@@ -200,7 +200,7 @@ impl Loader<Uuid> for UserLoader {
 }
 
 /// The values of a loaded batch, ready to be handed out.
-fn shared<K: std::hash::Hash + Eq, V>(values: HashMap<K, V>) -> LoadedMap<K, Arc<V>> {
+fn shared<K: std::hash::Hash + Eq, V>(values: KeyedMap<K, V>) -> LoadedMap<K, Arc<V>> {
     values.into_iter().map(|(key, value)| (key, Arc::new(value))).collect()
 }
 
@@ -208,7 +208,7 @@ async fn users_through_cache(
     db: &DatabaseConnection,
     cache: &UserCache,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, user::Model>, ApiError> {
+) -> Result<KeyedMap<Uuid, user::Model>, ApiError> {
     let started = Instant::now();
     let mut users = cache.get_users(ids).await;
     let misses: Vec<Uuid> = ids.iter().filter(|id| !users.contains_key(id)).copied().collect();
@@ -234,7 +234,7 @@ impl Loader<String> for UserByEmailLoader {
 
     async fn load(&self, emails: &[String]) -> Result<LoadedMap<String, Arc<user::Model>>, ApiError> {
         let started = Instant::now();
-        let mut found = HashMap::with_capacity(emails.len());
+        let mut found = KeyedMap::with_capacity_and_hasher(emails.len(), Default::default());
         if self.cache.is_enabled() {
             let ids = self.cache.get_emails(emails).await;
             let users = users_through_cache(&self.db, &self.cache, &ids).await?;
@@ -310,7 +310,7 @@ impl Loader<AuthorPage> for AuthorPostsLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[AuthorPage]) -> Result<LoadedMap<AuthorPage, Arc<PostPage>>, ApiError> {
-        let mut authors_by_page: HashMap<&Page<PostKey>, Vec<Uuid>> = HashMap::new();
+        let mut authors_by_page: KeyedMap<&Page<PostKey>, Vec<Uuid>> = KeyedMap::default();
         for key in keys {
             authors_by_page.entry(&key.page).or_default().push(key.author);
         }

@@ -6,6 +6,10 @@
 //! copied again, and no buffer outgrows the chunk size (BENCHMARKS.md, "Responses written
 //! in chunks"). The body's length is known once it is written, so it still goes out with a
 //! `Content-Length`.
+//!
+//! A GraphQL value (`data`, most of an answer) is written by [`Chunks::write_value`]
+//! rather than through serde: the same bytes, without serde's calls for every key and
+//! value, and with each key, a GraphQL name that never needs escaping, copied as it is.
 
 use std::{
     collections::VecDeque,
@@ -15,18 +19,22 @@ use std::{
     task::{Context, Poll},
 };
 
+use async_graphql::Value;
 use axum::body::Bytes;
 use http_body::{Frame, SizeHint};
-use sonic_rs::writer::WriteExt;
+use sonic_rs::{
+    format::{CompactFormatter, Formatter as _},
+    writer::WriteExt,
+};
 
 /// The size of a chunk: small enough for the allocator to keep reusing its pages, large
 /// enough that a large answer takes few.
 const CHUNK_BYTES: usize = 16 * 1024;
 
-/// `value` as JSON, in chunks.
-pub(super) fn to_body(value: &impl serde::Serialize) -> sonic_rs::Result<JsonBody> {
+/// The JSON `write` writes, in chunks.
+pub(super) fn to_body(write: impl FnOnce(&mut Chunks) -> io::Result<()>) -> io::Result<JsonBody> {
     let mut chunks = Chunks { full: VecDeque::new(), current: Vec::new() };
-    sonic_rs::to_writer(&mut chunks, value)?;
+    write(&mut chunks)?;
     let Chunks { mut full, current } = chunks;
     if !current.is_empty() {
         full.push_back(Bytes::from(current));
@@ -36,14 +44,87 @@ pub(super) fn to_body(value: &impl serde::Serialize) -> sonic_rs::Result<JsonBod
 }
 
 /// The chunks written so far and the one being written.
-struct Chunks {
+pub(super) struct Chunks {
     full: VecDeque<Bytes>,
     current: Vec<u8>,
 }
 
 impl Chunks {
-    /// Room for `additional` more bytes in the current chunk. Called for every token the
-    /// serialiser writes, so the check is inlined and the new chunk is not.
+    /// `bytes`, already JSON, as they are.
+    #[inline]
+    pub(super) fn write_raw(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.current.extend_from_slice(bytes);
+    }
+
+    /// `value` as JSON, through its `Serialize` (sonic-rs).
+    pub(super) fn write_serde(&mut self, value: &impl serde::Serialize) -> io::Result<()> {
+        sonic_rs::to_writer(&mut *self, value).map_err(io::Error::other)
+    }
+
+    /// `value` as JSON: the bytes its `Serialize` gives through sonic-rs.
+    pub(super) fn write_value(&mut self, value: &Value) -> io::Result<()> {
+        match value {
+            Value::Null => self.write_raw(b"null"),
+            Value::Boolean(true) => self.write_raw(b"true"),
+            Value::Boolean(false) => self.write_raw(b"false"),
+            Value::Number(number) => match (number.as_i64(), number.as_u64()) {
+                (Some(n), _) => self.write_raw(itoa::Buffer::new().format(n).as_bytes()),
+                (None, Some(n)) => self.write_raw(itoa::Buffer::new().format(n).as_bytes()),
+                (None, None) => self.write_serde(number)?,
+            },
+            Value::String(text) => self.write_str(text)?,
+            Value::Enum(name) => self.write_str(name)?,
+            Value::Binary(_) => self.write_serde(value)?,
+            Value::List(items) => {
+                self.write_raw(b"[");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.write_raw(b",");
+                    }
+                    self.write_value(item)?;
+                }
+                self.write_raw(b"]");
+            }
+            Value::Object(fields) => {
+                self.write_raw(b"{");
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        self.write_raw(b",");
+                    }
+                    self.write_key(key)?;
+                    self.write_value(value)?;
+                }
+                self.write_raw(b"}");
+            }
+        }
+        Ok(())
+    }
+
+    /// An object's key and its colon. A key made of ASCII letters, digits and `_` (every
+    /// GraphQL name, so every key the executor writes) needs no escaping.
+    #[inline]
+    fn write_key(&mut self, key: &str) -> io::Result<()> {
+        if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            self.reserve(key.len() + 3);
+            self.current.push(b'"');
+            self.current.extend_from_slice(key.as_bytes());
+            self.current.extend_from_slice(b"\":");
+        } else {
+            self.write_str(key)?;
+            self.write_raw(b":");
+        }
+        Ok(())
+    }
+
+    /// A string, quoted and escaped as sonic-rs escapes it (SIMD).
+    #[inline]
+    fn write_str(&mut self, text: &str) -> io::Result<()> {
+        CompactFormatter.write_string_fast(self, text, true)
+    }
+
+    /// Room for `additional` more bytes in the current chunk. Called for every token
+    /// written, so the check is inlined and the new chunk is not.
     #[inline(always)]
     fn reserve(&mut self, additional: usize) {
         if self.current.capacity() - self.current.len() < additional {
@@ -65,8 +146,7 @@ impl Chunks {
 
 impl io::Write for Chunks {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.reserve(bytes.len());
-        self.current.extend_from_slice(bytes);
+        self.write_raw(bytes);
         Ok(bytes.len())
     }
 
@@ -124,19 +204,90 @@ impl http_body::Body for JsonBody {
 
 #[cfg(test)]
 mod tests {
+    use async_graphql::{Name, ObjectMap};
+
     use super::*;
 
     async fn sent(body: JsonBody) -> Bytes {
         axum::body::to_bytes(axum::body::Body::new(body), usize::MAX).await.expect("infallible")
     }
 
+    fn written(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        let body = to_body(|chunks| chunks.write_value(value)).expect("a value is written");
+        for chunk in body.chunks {
+            out.extend_from_slice(&chunk);
+        }
+        out
+    }
+
+    fn object(fields: Vec<(&str, Value)>) -> Value {
+        Value::Object(fields.into_iter().map(|(k, v)| (Name::new(k), v)).collect::<ObjectMap<_>>())
+    }
+
+    /// Keys and strings that need escaping, or not, around the 32-byte blocks sonic-rs scans.
+    fn awkward_value() -> Value {
+        let strings = [
+            "",
+            "plain",
+            "quote \" and backslash \\ and slash /",
+            "control \u{0} \u{1f} \n \t \r \u{8} \u{c}",
+            "é, 漢字, emoji 🦀, and U+2028 \u{2028}",
+            "a string longer than thirty-two bytes, with a \" past the first block",
+            "0123456789abcdef0123456789abcdef\"",
+        ];
+        let mut fields: Vec<(&str, Value)> = vec![
+            ("null", Value::Null),
+            ("yes", Value::Boolean(true)),
+            ("no", Value::Boolean(false)),
+            ("zero", Value::from(0)),
+            ("negative", Value::from(i64::MIN)),
+            ("huge", Value::from(u64::MAX)),
+            ("enum", Value::Enum(Name::new("ADMIN"))),
+            ("emptyList", Value::List(vec![])),
+            ("emptyObject", object(vec![])),
+            ("a\"b", Value::from("key with a quote")),
+            ("é", Value::from("key not ASCII")),
+            ("with space", Value::from("key with a space")),
+            ("", Value::from("empty key")),
+            ("line\nbreak", Value::from("key with a newline")),
+        ];
+        fields.extend(strings.iter().map(|s| ("s", Value::from(*s))));
+        let list = Value::List(strings.iter().map(|s| Value::from(*s)).collect());
+        let nested = object(vec![("list", list), ("inner", object(vec![("id", Value::from("x"))]))]);
+        fields.push(("nested", Value::List(vec![nested.clone(), Value::Null, nested])));
+        object(fields)
+    }
+
+    #[test]
+    fn a_value_is_written_as_serde_json_and_sonic_rs_write_it() {
+        let value = awkward_value();
+
+        let written = written(&value);
+
+        assert_eq!(
+            String::from_utf8_lossy(&written),
+            String::from_utf8_lossy(&serde_json::to_vec(&value).unwrap())
+        );
+        assert_eq!(written, sonic_rs::to_vec(&value).unwrap());
+    }
+
+    #[test]
+    fn floats_and_bytes_are_written_as_sonic_rs_writes_them() {
+        let floats = [0.1, 1.5, -0.0, 1e300, -2.5e-300, 123456789.125, f64::MAX, f64::MIN_POSITIVE];
+        let mut items: Vec<Value> = floats.iter().map(|f| Value::from(*f)).collect();
+        items.push(Value::Binary(Bytes::from_static(&[0, 1, 255])));
+        let value = Value::List(items);
+
+        assert_eq!(written(&value), sonic_rs::to_vec(&value).unwrap());
+    }
+
     #[tokio::test]
     async fn a_body_of_many_chunks_is_the_json_of_its_value_and_says_its_length() {
-        let value = serde_json::json!({
-            "items": (0..5000).map(|i| format!("item \"{i}\" of five thousand")).collect::<Vec<_>>()
-        });
+        let items = (0..5000).map(|i| Value::from(format!("item \"{i}\" of five thousand"))).collect();
+        let value = object(vec![("items", Value::List(items))]);
 
-        let body = to_body(&value).expect("a value serialises");
+        let body = to_body(|chunks| chunks.write_value(&value)).expect("a value is written");
 
         assert!(body.chunks.len() > 5, "{} chunks", body.chunks.len());
         assert!(body.chunks.iter().all(|chunk| chunk.len() <= CHUNK_BYTES));
@@ -147,7 +298,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_body_is_one_chunk() {
-        let body = to_body(&serde_json::json!({ "data": { "id": 1 } })).expect("a value serialises");
+        let body = to_body(|chunks| chunks.write_serde(&serde_json::json!({ "data": { "id": 1 } })))
+            .expect("a value is written");
 
         assert_eq!(body.chunks.len(), 1);
         assert_eq!(sent(body).await, r#"{"data":{"id":1}}"#);
