@@ -24,3 +24,4 @@ mod seed;
 mod sql_statements;
 mod subscriptions;
 mod tokens;
+mod vendored;

@@ -7,6 +7,7 @@
 mod deserializer;
 mod extensions;
 mod macros;
+mod object_map;
 mod serializer;
 mod value_serde;
 mod variables;
@@ -23,7 +24,6 @@ pub use deserializer::{DeserializerError, from_value};
 pub use extensions::Extensions;
 #[doc(hidden)]
 pub use indexmap;
-use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use serde_json::Number;
 pub use serializer::{SerializerError, to_value};
@@ -31,14 +31,13 @@ pub use serializer::{SerializerError, to_value};
 pub use value_serde::RAW_VALUE_TOKEN;
 pub use variables::Variables;
 
-/// How an object's keys are hashed: foldhash, seeded at random, not the standard
-/// library's SipHash. Every field of every answer is inserted into its object's map, and
-/// hashing its key with SipHash cost more than inserting it; the random seed keeps keys a
-/// client chooses (aliases, a variable's object) from being made to collide.
+/// How a large object's keys are hashed (see [`ObjectMap`]): foldhash, seeded at random,
+/// not the standard library's SipHash, which cost more than the rest of an insertion; the
+/// random seed keeps keys a client chooses (aliases, a variable's object) from being made
+/// to collide.
 pub type ObjectHasher = foldhash::fast::RandomState;
 
-/// The fields of an object value by name, in order.
-pub type ObjectMap<V> = IndexMap<Name, V, ObjectHasher>;
+pub use object_map::{Entry, IntoIter, Iter, IterMut, ObjectMap, OccupiedEntry, VacantEntry};
 
 /// A GraphQL name.
 ///

@@ -329,7 +329,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
 ) -> ObjectFuture<'a> {
     let ctx = ctx.clone();
     Box::pin(async move {
-        let mut results = ObjectMap::with_capacity_and_hasher(fields.size, Default::default());
+        let mut results = ObjectMap::with_capacity(fields.size);
         // Boxed: this future stays allocated while a field waits, and an error is rare.
         let mut propagated: Option<Box<ServerError>> = None;
         let mut record = |field: &Positioned<Field>, outcome: ServerResult<Value>| match outcome {
@@ -459,10 +459,10 @@ async fn resolve_field_in_place<'a, T: ContainerType + ?Sized>(
 
 fn insert_value(target: &mut ObjectMap<Value>, name: Name, value: Value) {
     match target.entry(name) {
-        indexmap::map::Entry::Vacant(entry) => {
+        async_graphql_value::Entry::Vacant(entry) => {
             entry.insert(value);
         }
-        indexmap::map::Entry::Occupied(mut entry) => merge_value(entry.get_mut(), value),
+        async_graphql_value::Entry::Occupied(mut entry) => merge_value(entry.get_mut(), value),
     }
 }
 
@@ -549,7 +549,7 @@ pub(crate) async fn try_resolve_container<'a>(
         }
     }
 
-    let mut results = ObjectMap::with_capacity_and_hasher(outcomes.len(), Default::default());
+    let mut results = ObjectMap::with_capacity(outcomes.len());
     let mut propagated = None;
     for outcome in outcomes.into_iter().flatten() {
         match outcome {
