@@ -9,7 +9,8 @@
 //!
 //! A GraphQL value (`data`, most of an answer) is written by [`Chunks::write_value`]
 //! rather than through serde: the same bytes, without serde's calls for every key and
-//! value, and with each key, a GraphQL name that never needs escaping, copied as it is.
+//! value, and with a short string that needs no escaping (every key, a GraphQL name, and
+//! every `__typename`) copied as it is.
 
 use std::{
     collections::VecDeque,
@@ -30,6 +31,30 @@ use sonic_rs::{
 /// The size of a chunk: small enough for the allocator to keep reusing its pages, large
 /// enough that a large answer takes few.
 const CHUNK_BYTES: usize = 16 * 1024;
+
+/// The longest string [`is_short_and_plain`] checks a byte at a time.
+const SHORT_STRING: usize = 16;
+
+/// The bytes a JSON string escapes: `"`, `\` and the control characters.
+const ESCAPED: [bool; 256] = {
+    let mut escaped = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        escaped[byte] = true;
+        byte += 1;
+    }
+    escaped[b'"' as usize] = true;
+    escaped[b'\\' as usize] = true;
+    escaped
+};
+
+/// Whether `text` is short and has nothing to escape, as every key the executor writes (a
+/// GraphQL name) and every `__typename` has: it is then copied as it is. Longer strings go
+/// to sonic-rs's SIMD scan, whose setup costs more than a short string's bytes.
+#[inline(always)]
+fn is_short_and_plain(text: &str) -> bool {
+    text.len() <= SHORT_STRING && !text.bytes().any(|b| ESCAPED[usize::from(b)])
+}
 
 /// The JSON `write` writes, in chunks.
 pub(super) fn to_body(write: impl FnOnce(&mut Chunks) -> io::Result<()>) -> io::Result<JsonBody> {
@@ -101,11 +126,10 @@ impl Chunks {
         Ok(())
     }
 
-    /// An object's key and its colon. A key made of ASCII letters, digits and `_` (every
-    /// GraphQL name, so every key the executor writes) needs no escaping.
+    /// An object's key and its colon.
     #[inline]
     fn write_key(&mut self, key: &str) -> io::Result<()> {
-        if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if is_short_and_plain(key) {
             self.reserve(key.len() + 3);
             self.current.push(b'"');
             self.current.extend_from_slice(key.as_bytes());
@@ -117,10 +141,18 @@ impl Chunks {
         Ok(())
     }
 
-    /// A string, quoted and escaped as sonic-rs escapes it (SIMD).
+    /// A string, quoted and escaped as sonic-rs escapes it.
     #[inline]
     fn write_str(&mut self, text: &str) -> io::Result<()> {
-        CompactFormatter.write_string_fast(self, text, true)
+        if is_short_and_plain(text) {
+            self.reserve(text.len() + 2);
+            self.current.push(b'"');
+            self.current.extend_from_slice(text.as_bytes());
+            self.current.push(b'"');
+            Ok(())
+        } else {
+            CompactFormatter.write_string_fast(self, text, true)
+        }
     }
 
     /// Room for `additional` more bytes in the current chunk. Called for every token
@@ -235,6 +267,11 @@ mod tests {
             "é, 漢字, emoji 🦀, and U+2028 \u{2028}",
             "a string longer than thirty-two bytes, with a \" past the first block",
             "0123456789abcdef0123456789abcdef\"",
+            "0123456789abcde\"",
+            "0123456789abcdef\"",
+            "0123456789abcdef",
+            "\u{1f}",
+            "\u{7f} is not escaped",
         ];
         let mut fields: Vec<(&str, Value)> = vec![
             ("null", Value::Null),
