@@ -877,3 +877,40 @@ fn method_label(method: &Method) -> &'static str {
         _ => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{PathSegment, Response, ServerError, Value, value};
+
+    use super::*;
+
+    /// The body as the client reads it.
+    async fn written(response: &Response) -> String {
+        let body =
+            json_body::to_body(|out| GraphqlBody::from(response).write(out)).expect("a body is written");
+        let bytes = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX).await.expect("infallible");
+        String::from_utf8(bytes.to_vec()).expect("the body is UTF-8")
+    }
+
+    fn field_error(message: &str) -> ServerError {
+        let mut error = ServerError::new(message, None);
+        error.path = vec![PathSegment::Field("a".to_owned())];
+        error
+    }
+
+    #[tokio::test]
+    async fn a_body_holds_data_errors_and_extensions_in_that_order_each_only_when_there() {
+        let mut full = Response::new(value!({ "a": null, "b": [1, "two"] }));
+        full.errors.push(field_error("the field failed"));
+        full.extensions.insert("cost".to_owned(), value!({ "points": 3 }));
+        let request_error = Response::from_errors(vec![ServerError::new("no such field", None)]);
+
+        assert_eq!(
+            written(&full).await,
+            r#"{"data":{"a":null,"b":[1,"two"]},"errors":[{"message":"the field failed","path":["a"]}],"extensions":{"cost":{"points":3}}}"#
+        );
+        assert_eq!(written(&request_error).await, r#"{"errors":[{"message":"no such field"}]}"#);
+        assert_eq!(written(&Response::new(value!({ "a": 1 }))).await, r#"{"data":{"a":1}}"#);
+        assert_eq!(written(&Response::new(Value::Null)).await, r#"{"data":null}"#);
+    }
+}

@@ -38,6 +38,6 @@ pub mod telemetry;
 pub mod validate;
 
 /// Rows by their key, as the cache, the repositories and the loaders hand them on: hashed
-/// with foldhash, seeded at random, rather than SipHash, which cost 1% of a q1's
+/// with foldhash, seeded at random, rather than SipHash, which cost 1.5% of a q1's
 /// instructions for keys hashed several times on their way through a batch.
 pub type KeyedMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -129,30 +129,30 @@ impl Chunks {
     /// An object's key and its colon.
     #[inline]
     fn write_key(&mut self, key: &str) -> io::Result<()> {
-        if is_short_and_plain(key) {
-            self.reserve(key.len() + 3);
-            self.current.push(b'"');
-            self.current.extend_from_slice(key.as_bytes());
-            self.current.extend_from_slice(b"\":");
-        } else {
-            self.write_str(key)?;
-            self.write_raw(b":");
-        }
-        Ok(())
+        self.write_string_then(key, b":")
     }
 
-    /// A string, quoted and escaped as sonic-rs escapes it.
+    /// A string value.
     #[inline]
     fn write_str(&mut self, text: &str) -> io::Result<()> {
+        self.write_string_then(text, b"")
+    }
+
+    /// `text`, quoted and escaped as sonic-rs escapes it, then `after`, in one reservation
+    /// when `text` is short and plain.
+    #[inline(always)]
+    fn write_string_then(&mut self, text: &str, after: &[u8]) -> io::Result<()> {
         if is_short_and_plain(text) {
-            self.reserve(text.len() + 2);
+            self.reserve(text.len() + 2 + after.len());
             self.current.push(b'"');
             self.current.extend_from_slice(text.as_bytes());
             self.current.push(b'"');
-            Ok(())
+            self.current.extend_from_slice(after);
         } else {
-            CompactFormatter.write_string_fast(self, text, true)
+            CompactFormatter.write_string_fast(self, text, true)?;
+            self.write_raw(after);
         }
+        Ok(())
     }
 
     /// Room for `additional` more bytes in the current chunk. Called for every token
