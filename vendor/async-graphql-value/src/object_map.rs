@@ -288,14 +288,9 @@ impl<V> Default for ObjectMap<V> {
 
 impl<V: Clone> Clone for ObjectMap<V> {
     fn clone(&self) -> Self {
-        Self { entries: self.entries.clone(), index: None }.reindexed()
-    }
-}
-
-impl<V> ObjectMap<V> {
-    fn reindexed(mut self) -> Self {
-        self.reindex();
-        self
+        let mut map = Self { entries: self.entries.clone(), index: None };
+        map.reindex();
+        map
     }
 }
 
