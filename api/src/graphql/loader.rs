@@ -337,8 +337,7 @@ impl Loader<Uuid> for AuthorPostCountLoader {
     type Error = ApiError;
 
     async fn load(&self, authors: &[Uuid]) -> Result<LoadedMap<Uuid, u64>, ApiError> {
-        let mut counts: LoadedMap<_, _> =
-            repo::posts::count_per_author(&self.db, authors).await?.into_iter().collect();
+        let mut counts = repo::posts::count_per_author(&self.db, authors).await?;
         for author in authors {
             counts.entry(*author).or_insert(0);
         }

@@ -112,15 +112,6 @@ impl<V> ObjectMap<V> {
         self.get_index_of(key).map(|p| &self.entries[p].1)
     }
 
-    /// The name and value of the field named `key`.
-    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&Name, &V)>
-    where
-        Name: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
-    {
-        self.get_index_of(key).map(|p| (&self.entries[p].0, &self.entries[p].1))
-    }
-
     /// The value of the field named `key`, to change.
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
@@ -147,11 +138,6 @@ impl<V> ObjectMap<V> {
     /// The first field.
     pub fn first(&self) -> Option<(&Name, &V)> {
         self.get_index(0)
-    }
-
-    /// The last field.
-    pub fn last(&self) -> Option<(&Name, &V)> {
-        self.entries.last().map(|(name, value)| (name, value))
     }
 
     /// Sets the field `key` to `value`: in place, returning the value it had, when the map
@@ -233,12 +219,6 @@ impl<V> ObjectMap<V> {
         self.reindex();
     }
 
-    /// Sorts the fields by name.
-    pub fn sort_keys(&mut self) {
-        self.entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-        self.reindex();
-    }
-
     /// Rebuilds the index after positions changed.
     fn reindex(&mut self) {
         self.index = (self.entries.len() >= INDEXED_FROM).then(|| NameIndex::build(&self.entries));
@@ -267,16 +247,6 @@ impl<V> ObjectMap<V> {
     /// The values, in order, to change.
     pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
         self.entries.iter_mut().map(|(_, value)| value)
-    }
-
-    /// The names, in order, taken.
-    pub fn into_keys(self) -> impl DoubleEndedIterator<Item = Name> + ExactSizeIterator {
-        self.entries.into_iter().map(|(name, _)| name)
-    }
-
-    /// The values, in order, taken.
-    pub fn into_values(self) -> impl DoubleEndedIterator<Item = V> + ExactSizeIterator {
-        self.entries.into_iter().map(|(_, value)| value)
     }
 }
 
@@ -321,16 +291,6 @@ where
     }
 }
 
-impl<V, Q> IndexMut<&Q> for ObjectMap<V>
-where
-    Name: Borrow<Q>,
-    Q: ?Sized + Hash + Eq,
-{
-    fn index_mut(&mut self, key: &Q) -> &mut V {
-        self.get_mut(key).expect("ObjectMap: key not found")
-    }
-}
-
 impl<V> Index<usize> for ObjectMap<V> {
     type Output = V;
 
@@ -360,12 +320,6 @@ impl<V> FromIterator<(Name, V)> for ObjectMap<V> {
         let mut map = Self::new();
         map.extend(fields);
         map
-    }
-}
-
-impl<V, const N: usize> From<[(Name, V); N]> for ObjectMap<V> {
-    fn from(fields: [(Name, V); N]) -> Self {
-        fields.into_iter().collect()
     }
 }
 
@@ -519,14 +473,6 @@ impl<'a, V> Entry<'a, V> {
     {
         self.or_insert_with(V::default)
     }
-
-    /// Changes the field's value with `change` when the map has it.
-    pub fn and_modify(mut self, change: impl FnOnce(&mut V)) -> Self {
-        if let Entry::Occupied(entry) = &mut self {
-            change(entry.get_mut());
-        }
-        self
-    }
 }
 
 /// A field an [`ObjectMap`] has.
@@ -560,16 +506,6 @@ impl<'a, V> OccupiedEntry<'a, V> {
     pub fn insert(&mut self, value: V) -> V {
         std::mem::replace(self.get_mut(), value)
     }
-
-    /// Removes the field, keeping the others in order, and returns its value.
-    pub fn shift_remove(self) -> V {
-        self.map.remove_at(self.position).1
-    }
-
-    /// The field's position.
-    pub fn index(&self) -> usize {
-        self.position
-    }
 }
 
 /// A field an [`ObjectMap`] does not have.
@@ -582,11 +518,6 @@ impl<'a, V> VacantEntry<'a, V> {
     /// The field's name.
     pub fn key(&self) -> &Name {
         &self.key
-    }
-
-    /// The field's name, taken back.
-    pub fn into_key(self) -> Name {
-        self.key
     }
 
     /// Appends the field with `value`, and returns the value, to change.
