@@ -2,10 +2,10 @@
 //! (an app's queries are fixed at build time), and parsing one costs more than answering
 //! a small query: a document seen before is taken from here, parsed and checked already.
 
-use std::sync::{Arc, atomic::AtomicBool};
+use std::sync::Arc;
 
 use async_graphql::{
-    Name,
+    DocumentChecks, Name,
     parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet},
 };
 
@@ -22,19 +22,20 @@ const BYTES_PER_CHARACTER: usize = 32;
 #[derive(Clone)]
 pub(super) struct Documents(moka::sync::Cache<String, Arc<Kept>>);
 
-/// A kept document and whether it has passed the validation rules that read the document
-/// alone, which then do not run again for it (`Request::set_document_checked`): they
-/// were a fifth of a small query's instructions.
+/// A kept document and what validation found of it (`Request::set_document_checked`):
+/// whether it passed the rules that read the document alone, which then do not run again
+/// (they were a fifth of a small query's instructions), and its complexity and depth when
+/// no variable changes them, which are then not computed again.
 struct Kept {
     document: ExecutableDocument,
-    checked: Arc<AtomicBool>,
+    checks: Arc<DocumentChecks>,
 }
 
-/// A document handed out for one request: its own copy, and the flag it shares with the
+/// A document handed out for one request: its own copy, and the checks it shares with the
 /// other requests that send it.
 pub(super) struct Handed {
     pub document: ExecutableDocument,
-    pub checked: Arc<AtomicBool>,
+    pub checks: Arc<DocumentChecks>,
 }
 
 impl Documents {
@@ -53,15 +54,15 @@ impl Documents {
     pub fn get(&self, text: &str) -> Option<Handed> {
         self.0.get(text).map(|kept| Handed {
             document: copy_for_one_request(&kept.document),
-            checked: kept.checked.clone(),
+            checks: kept.checks.clone(),
         })
     }
 
-    /// Keeps a document that parsed and passed the limits, and hands out its flag.
-    pub fn keep(&self, text: String, document: &ExecutableDocument) -> Arc<AtomicBool> {
-        let checked = Arc::new(AtomicBool::new(false));
-        self.0.insert(text, Arc::new(Kept { document: document.clone(), checked: checked.clone() }));
-        checked
+    /// Keeps a document that parsed and passed the limits, and hands out its checks.
+    pub fn keep(&self, text: String, document: &ExecutableDocument) -> Arc<DocumentChecks> {
+        let checks = Arc::new(DocumentChecks::default());
+        self.0.insert(text, Arc::new(Kept { document: document.clone(), checks: checks.clone() }));
+        checks
     }
 }
 

@@ -148,14 +148,14 @@ impl Executor {
     fn prepare(&self, request: &mut Request) -> Result<(), async_graphql::ServerError> {
         if let Some(handed) = self.documents.get(&request.query) {
             request.set_parsed_query(handed.document);
-            request.set_document_checked(handed.checked);
+            request.set_document_checked(handed.checks);
             return Ok(());
         }
         limits::prepare(request, &self.limits)?;
         let text = request.query.clone();
         if let Ok(document) = request.parsed_query() {
-            let checked = self.documents.keep(text, document);
-            request.set_document_checked(checked);
+            let checks = self.documents.keep(text, document);
+            request.set_document_checked(checks);
         }
         Ok(())
     }

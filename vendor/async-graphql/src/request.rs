@@ -1,13 +1,14 @@
 use std::{
     any::Any,
     fmt::{self, Debug, Formatter},
-    sync::{Arc, atomic::AtomicBool},
+    sync::{Arc, OnceLock, atomic::AtomicBool},
 };
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{
-    Data, Extensions, ParseRequestError, ServerError, UploadValue, Value, Variables,
+    Data, Extensions, ParseRequestError, ServerError, UploadValue, ValidationResult, Value,
+    Variables,
     parser::{parse_query, types::ExecutableDocument},
     schema::IntrospectionMode,
 };
@@ -50,15 +51,28 @@ pub struct Request {
     #[serde(skip)]
     pub(crate) parsed_query: Option<ExecutableDocument>,
 
-    /// Whether the document has passed the validation rules that read the document alone,
-    /// shared with the other requests that send it (see [`Request::set_document_checked`]).
+    /// What validation found of the document, shared with the other requests that send
+    /// it (see [`Request::set_document_checked`]).
     #[serde(skip)]
-    pub(crate) document_checked: Option<Arc<AtomicBool>>,
+    pub(crate) document_checked: Option<Arc<DocumentChecks>>,
 
     /// Sets the introspection mode for this request (defaults to
     /// [IntrospectionMode::Enabled]).
     #[serde(skip)]
     pub introspection_mode: IntrospectionMode,
+}
+
+/// What validation found of one document, shared by the requests that send it (see
+/// [`Request::set_document_checked`]).
+#[derive(Debug, Default)]
+pub struct DocumentChecks {
+    /// Whether it passed the rules that read the document alone. Written once: a flag
+    /// written by every request would move between the cores.
+    pub(crate) passed: AtomicBool,
+    /// Its complexity, depth and cache control, when computing them read no variable (no
+    /// field whose complexity depends on an argument was given one) and the document
+    /// holds one operation, so that they are the same for every request that sends it.
+    pub(crate) measured: OnceLock<ValidationResult>,
 }
 
 impl Request {
@@ -77,14 +91,14 @@ impl Request {
         }
     }
 
-    /// Shares, between the requests that send the same document, the verdict of the
-    /// validation rules that read the document alone: every rule but the limits on
-    /// complexity and depth, which read the variables, and which still run for each
-    /// request. When `checked` is set, those rules are not run again; when it is clear
-    /// and the request passes validation, it is set. Give each document (by its text) a
-    /// flag of its own, and use it with one schema only.
-    pub fn set_document_checked(&mut self, checked: Arc<AtomicBool>) {
-        self.document_checked = Some(checked);
+    /// Shares, between the requests that send the same document, what validation found of
+    /// it: whether it passed the rules that read the document alone (every rule but the
+    /// limits on complexity and depth), which then do not run again; and its complexity,
+    /// depth and cache control when they did not depend on the variables, which are then
+    /// not computed again but still held to the limits. Give each document (by its text)
+    /// a [`DocumentChecks`] of its own, and use it with one schema only.
+    pub fn set_document_checked(&mut self, checks: Arc<DocumentChecks>) {
+        self.document_checked = Some(checks);
     }
 
     /// Specify the operation name of the request.

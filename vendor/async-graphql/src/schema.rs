@@ -27,7 +27,7 @@ use crate::{
     resolver_utils::{resolve_container, resolve_container_serial},
     subscription::collect_subscription_streams,
     types::QueryRoot,
-    validation::{ValidationMode, check_rules, is_valid_input_value},
+    validation::{Measured, ValidationMode, check_rules, is_valid_input_value},
 };
 
 /// Introspection mode
@@ -973,10 +973,14 @@ pub(crate) async fn prepare_request(
     }
 
     // check rules
-    let document_checked = request.document_checked.take();
-    let checked_before = document_checked
+    let checks = request.document_checked.take();
+    let checked_before = checks
         .as_ref()
-        .is_some_and(|checked| checked.load(Ordering::Acquire));
+        .is_some_and(|checks| checks.passed.load(Ordering::Acquire));
+    let mut measured = match checks.as_ref().and_then(|checks| checks.measured.get()) {
+        Some(result) if checked_before => Measured::Before(*result),
+        _ => Measured::Unknown,
+    };
     let validation_result = {
         let validation_fut = async {
             check_rules(
@@ -988,14 +992,23 @@ pub(crate) async fn prepare_request(
                 complexity,
                 depth,
                 checked_before,
+                &mut measured,
             )
         };
         futures_util::pin_mut!(validation_fut);
         extensions.validation(&mut validation_fut).await?
     };
-    // Stored once: a flag written by every request would move between the cores.
-    if let Some(checked) = document_checked.filter(|_| !checked_before) {
-        checked.store(true, Ordering::Release);
+    if let Some(checks) = checks {
+        // Stored once: a flag written by every request would move between the cores.
+        if !checked_before {
+            checks.passed.store(true, Ordering::Release);
+        }
+        // Another operation of the same document would measure differently.
+        if let Measured::Now(result) = measured
+            && matches!(document.operations, DocumentOperations::Single(_))
+        {
+            let _ = checks.measured.set(result);
+        }
     }
 
     let operation = if let Some(operation_name) = &request.operation_name {

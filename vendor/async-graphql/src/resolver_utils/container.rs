@@ -365,6 +365,10 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                             return Poll::Ready(());
                         };
                         taken += 1;
+                        if let Some(value) = type_name_of(root, field) {
+                            record(field, Ok(value));
+                            continue;
+                        }
                         slot.set(Some(resolve(field)));
                         let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
                         match running.poll(cx) {
@@ -385,6 +389,10 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                     }
                     // The slot's field waits: the rest start now.
                     for field in fields.by_ref() {
+                        if let Some(value) = type_name_of(root, field) {
+                            later.push((field, Some(Ok(value))));
+                            continue;
+                        }
                         let index = later.len();
                         let future = resolve(field).map(move |outcome| (index, outcome));
                         boxed.get_or_insert_with(FuturesUnordered::new).push(future);
@@ -420,7 +428,11 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
         } else {
             for field in fields {
                 // Serial execution (mutations) stops at a non-null field's error.
-                if !record(field, resolve_field_in_place(&ctx, root, field).await) {
+                let outcome = match type_name_of(root, field) {
+                    Some(value) => Ok(value),
+                    None => resolve_field_in_place(&ctx, root, field).await,
+                };
+                if !record(field, outcome) {
                     break;
                 }
             }
@@ -437,16 +449,21 @@ fn empty_slot<'a, F>(_resolve: &impl Fn(&'a Positioned<Field>) -> F) -> Option<F
     None
 }
 
-/// One field's value: a nullable field's error is recorded and the field is null; a
-/// non-null field's error is returned, to null the object.
+/// The value of `__typename`, answered where it is met rather than by a future of its own
+/// (an answer for Apollo Client or graphql-codegen asks it of every object).
+fn type_name_of<T: ContainerType + ?Sized>(root: &T, field: &Positioned<Field>) -> Option<Value> {
+    (field.node.name.node == "__typename")
+        .then(|| Value::String(root.introspection_type_name().into_owned()))
+}
+
+/// One field's value, `__typename` aside ([`type_name_of`]): a nullable field's error is
+/// recorded and the field is null; a non-null field's error is returned, to null the
+/// object.
 async fn resolve_field_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
     field: &'a Positioned<Field>,
 ) -> ServerResult<Value> {
-    if field.node.name.node == "__typename" {
-        return Ok(Value::String(root.introspection_type_name().into_owned()));
-    }
     match root.resolve_field(&ctx.with_field(field)).await {
         Ok(value) => Ok(value.unwrap_or_default()),
         Err(err) if !is_non_null_field(ctx, &T::type_name(), &field.node.name.node) => {

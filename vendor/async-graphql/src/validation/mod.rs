@@ -49,13 +49,17 @@ pub(crate) fn check_rules(
     limit_complexity: Option<usize>,
     limit_depth: Option<usize>,
     document_checked: bool,
+    measured: &mut Measured,
 ) -> Result<ValidationResult, Vec<ServerError>> {
+    if let Measured::Before(result) = *measured {
+        return within_limits(result, limit_complexity, limit_depth);
+    }
     let mut cache_control = CacheControl::default();
     let mut complexity = 0;
     let mut depth = 0;
 
     let mut ctx = VisitorContext::new(registry, doc, variables, operation_name);
-    let errors = match mode {
+    let (errors, variables_read) = match mode {
         ValidationMode::Strict => {
             // The specification's rules read the document alone, so a document that has
             // passed them once passes them again (`Request::set_document_checked`). They
@@ -98,7 +102,7 @@ pub(crate) fn check_rules(
                 .with(visitors::DepthCalculate::new(&mut depth));
             visit(&mut visitor, &mut ctx, doc);
             document_ctx.errors.append(&mut ctx.errors);
-            document_ctx.errors
+            (document_ctx.errors, ctx.variables_read())
         }
         ValidationMode::Fast => {
             let mut visitor = VisitorNil
@@ -110,30 +114,56 @@ pub(crate) fn check_rules(
                 .with(visitors::ComplexityCalculate::new(&mut complexity))
                 .with(visitors::DepthCalculate::new(&mut depth));
             visit(&mut visitor, &mut ctx, doc);
-            ctx.errors
+            let variables_read = ctx.variables_read();
+            (ctx.errors, variables_read)
         }
     };
 
     // check limit
+    let result = ValidationResult {
+        cache_control,
+        complexity,
+        depth,
+    };
+    within_limits(result, limit_complexity, limit_depth)?;
+    if !errors.is_empty() {
+        return Err(errors.into_iter().map(Into::into).collect());
+    }
+    if !variables_read {
+        *measured = Measured::Now(result);
+    }
+    Ok(result)
+}
+
+/// What [`check_rules`] is given and tells of a document's complexity, depth and cache
+/// control.
+#[derive(Clone, Copy)]
+pub(crate) enum Measured {
+    /// Not measured before, or measured with the variables.
+    Unknown,
+    /// Measured by an earlier request, without reading its variables: the same for every
+    /// request that sends the document.
+    Before(ValidationResult),
+    /// Measured by this request without reading its variables, so that later requests
+    /// can take it as it is.
+    Now(ValidationResult),
+}
+
+fn within_limits(
+    result: ValidationResult,
+    limit_complexity: Option<usize>,
+    limit_depth: Option<usize>,
+) -> Result<ValidationResult, Vec<ServerError>> {
     if let Some(limit_complexity) = limit_complexity
-        && complexity > limit_complexity
+        && result.complexity > limit_complexity
     {
         return Err(vec![ServerError::new("Query is too complex.", None)]);
     }
 
     if let Some(limit_depth) = limit_depth
-        && depth > limit_depth
+        && result.depth > limit_depth
     {
         return Err(vec![ServerError::new("Query is nested too deep.", None)]);
     }
-
-    if !errors.is_empty() {
-        return Err(errors.into_iter().map(Into::into).collect());
-    }
-
-    Ok(ValidationResult {
-        cache_control,
-        complexity,
-        depth,
-    })
+    Ok(result)
 }

@@ -1,4 +1,5 @@
 use std::{
+    cell::Cell,
     collections::HashMap,
     fmt::{self, Display, Formatter},
 };
@@ -24,6 +25,9 @@ pub struct VisitorContext<'a> {
     type_stack: Vec<Option<&'a registry::MetaType>>,
     input_type: Vec<Option<MetaTypeName<'a>>>,
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    /// Whether an argument read through [`VisitorContext::param_value`] (by a field's
+    /// complexity) named a variable, so that what was computed depends on the variables.
+    variables_read: Cell<bool>,
 }
 
 impl<'a> VisitorContext<'a> {
@@ -41,7 +45,13 @@ impl<'a> VisitorContext<'a> {
             type_stack: Default::default(),
             input_type: Default::default(),
             fragments: &doc.fragments,
+            variables_read: Cell::new(false),
         }
+    }
+
+    /// Whether an argument read so far named a variable.
+    pub(crate) fn variables_read(&self) -> bool {
+        self.variables_read.get()
     }
 
     pub(crate) fn report_error<T: Into<String>>(&mut self, locations: Vec<Pos>, msg: T) {
@@ -117,6 +127,7 @@ impl<'a> VisitorContext<'a> {
                 (
                     pos,
                     Some(value.node.into_const_with(|name| {
+                        self.variables_read.set(true);
                         variable_definitions
                             .iter()
                             .find(|def| def.node.name.node == name)
