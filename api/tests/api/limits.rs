@@ -255,6 +255,43 @@ async fn a_document_checked_before_is_still_held_to_the_cost_its_variables_give(
     }
 }
 
+// A document's cost is measured once and reused only when no request could make it differ:
+// not when another operation of the document runs, nor when a variable (or its default)
+// sets a page size.
+#[tokio::test]
+async fn a_cost_measured_once_is_reused_only_where_no_request_can_change_it() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let page = "nodes { posts(first: 100) { nodes { id title author { id } } } }";
+    let two_operations = format!(
+        "query Cheap {{ users(first: 1) {{ nodes {{ id }} }} }} query Costly {{ users(first: 100) {{ {page} }} }}"
+    );
+    let defaulted = format!("query($n: Int = 100) {{ users(first: $n) {{ {page} }} }}");
+    let fixed = format!("{{ users(first: 100) {{ {page} }} }}");
+    let run = async |operation: &str| {
+        let body = json!({ "query": two_operations, "operationName": operation });
+        app.post_graphql(&body).await.json::<Value>().await.expect("a JSON body")
+    };
+
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        // Cheap's answer is not asserted: async-graphql counts every operation of a
+        // document towards its cost (QUILL-PATCHES.md, "What the patch does not change"), so
+        // it is refused too.
+        run("Cheap").await;
+        bodies.push(("Costly", run("Costly").await));
+        bodies.push(("a small $n", app.graphql(&defaulted, json!({ "n": 1 })).await));
+        bodies.push(("the default $n", app.graphql(&defaulted, json!({})).await));
+        bodies.push(("no variables", app.graphql(&fixed, json!({})).await));
+    }
+
+    for (what, body) in &bodies {
+        match *what {
+            "a small $n" => assert!(body.get("errors").is_none(), "{what}: {body}"),
+            _ => assert_eq!(only_code(body), "QUERY_TOO_COMPLEX", "{what}: {body}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_document_that_fails_validation_fails_it_every_time_and_bad_variables_too() {
     let app = spawn_app(Backend::Sqlite).await;

@@ -1003,7 +1003,8 @@ pub(crate) async fn prepare_request(
         if !checked_before {
             checks.passed.store(true, Ordering::Release);
         }
-        // Another operation of the same document would measure differently.
+        // Kept for documents of one operation, which measure the same whichever name a
+        // request gives.
         if let Measured::Now(result) = measured
             && matches!(document.operations, DocumentOperations::Single(_))
         {
