@@ -13,7 +13,9 @@ pub struct Model {
     pub content: Option<String>,
     /// The author; `ON DELETE CASCADE`, so a user's posts go with the user.
     pub author_id: Uuid,
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub created_at: DateTimeUtc,
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub updated_at: DateTimeUtc,
 }
 

@@ -14,7 +14,9 @@ pub struct Model {
     pub email: String,
     /// Display name; optional.
     pub name: Option<String>,
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub created_at: DateTimeUtc,
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub updated_at: DateTimeUtc,
 }
 
