@@ -17,7 +17,7 @@ use std::{
     future::{Future, poll_fn},
     pin::pin,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll, Waker},
@@ -39,29 +39,63 @@ use crate::{
     repo,
 };
 
-/// One request's loaders.
+/// One request's loaders, each made when the request first asks for it: most requests use
+/// one or two of them, and each costs allocations to make and to drop.
 pub(super) struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub users_by_email: DataLoader<UserByEmailLoader>,
-    pub posts: DataLoader<PostLoader>,
-    pub profiles: DataLoader<ProfileLoader>,
-    pub author_posts: DataLoader<AuthorPostsLoader>,
-    pub author_post_counts: DataLoader<AuthorPostCountLoader>,
+    db: DatabaseConnection,
+    cache: UserCache,
+    /// Where every loader's batches run.
+    queue: BatchQueue,
+    users: OnceLock<DataLoader<UserLoader>>,
+    users_by_email: OnceLock<DataLoader<UserByEmailLoader>>,
+    posts: OnceLock<DataLoader<PostLoader>>,
+    profiles: OnceLock<DataLoader<ProfileLoader>>,
+    author_posts: OnceLock<DataLoader<AuthorPostsLoader>>,
+    author_post_counts: OnceLock<DataLoader<AuthorPostCountLoader>>,
 }
 
 impl Loaders {
     /// Loaders whose batches run on `queue`.
     pub(super) fn new(services: &Services, queue: &BatchQueue) -> Self {
-        let db = &services.db;
-        let cache = &services.cache;
         Self {
-            users: queue.loader(UserLoader { db: db.clone(), cache: cache.clone() }),
-            users_by_email: queue.loader(UserByEmailLoader { db: db.clone(), cache: cache.clone() }),
-            posts: queue.loader(PostLoader { db: db.clone() }),
-            profiles: queue.loader(ProfileLoader { db: db.clone() }),
-            author_posts: queue.loader(AuthorPostsLoader { db: db.clone() }),
-            author_post_counts: queue.loader(AuthorPostCountLoader { db: db.clone() }),
+            db: services.db.clone(),
+            cache: services.cache.clone(),
+            queue: queue.clone(),
+            users: OnceLock::new(),
+            users_by_email: OnceLock::new(),
+            posts: OnceLock::new(),
+            profiles: OnceLock::new(),
+            author_posts: OnceLock::new(),
+            author_post_counts: OnceLock::new(),
         }
+    }
+
+    pub(super) fn users(&self) -> &DataLoader<UserLoader> {
+        self.users
+            .get_or_init(|| self.queue.loader(UserLoader { db: self.db.clone(), cache: self.cache.clone() }))
+    }
+
+    pub(super) fn users_by_email(&self) -> &DataLoader<UserByEmailLoader> {
+        self.users_by_email.get_or_init(|| {
+            self.queue.loader(UserByEmailLoader { db: self.db.clone(), cache: self.cache.clone() })
+        })
+    }
+
+    pub(super) fn posts(&self) -> &DataLoader<PostLoader> {
+        self.posts.get_or_init(|| self.queue.loader(PostLoader { db: self.db.clone() }))
+    }
+
+    pub(super) fn profiles(&self) -> &DataLoader<ProfileLoader> {
+        self.profiles.get_or_init(|| self.queue.loader(ProfileLoader { db: self.db.clone() }))
+    }
+
+    pub(super) fn author_posts(&self) -> &DataLoader<AuthorPostsLoader> {
+        self.author_posts.get_or_init(|| self.queue.loader(AuthorPostsLoader { db: self.db.clone() }))
+    }
+
+    pub(super) fn author_post_counts(&self) -> &DataLoader<AuthorPostCountLoader> {
+        self.author_post_counts
+            .get_or_init(|| self.queue.loader(AuthorPostCountLoader { db: self.db.clone() }))
     }
 }
 

@@ -57,7 +57,7 @@ impl Guard for AuthorOrAdmin {
         let Some(me) = caller.id() else {
             return Err(ApiError::forbidden("sign in to change a post: send a bearer token").into());
         };
-        match loaders(ctx).posts.load_one(self.0).await? {
+        match loaders(ctx).posts().load_one(self.0).await? {
             Some(post) if post.author_id != me => {
                 Err(ApiError::forbidden("a user may change only their own posts").into())
             }

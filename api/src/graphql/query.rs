@@ -28,12 +28,12 @@ impl UserQuery {
     /// longer exists.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let Some(id) = caller(ctx).id() else { return Ok(None) };
-        Ok(loaders(ctx).users.load_one(id).await?.map(Arc::unwrap_or_clone).map(User::from))
+        Ok(loaders(ctx).users().load_one(id).await?.map(Arc::unwrap_or_clone).map(User::from))
     }
 
     /// The user with this id, or null.
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
-        Ok(loaders(ctx).users.load_one(id).await?.map(Arc::unwrap_or_clone).map(User::from))
+        Ok(loaders(ctx).users().load_one(id).await?.map(Arc::unwrap_or_clone).map(User::from))
     }
 
     /// The user with this email (any case, surrounding spaces ignored), or null. Admins
@@ -42,8 +42,8 @@ impl UserQuery {
     async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<User>> {
         let email = validate::email(&email)?;
         let found = match policy::email_lookup(caller(ctx))? {
-            EmailLookup::Anyone => loaders(ctx).users_by_email.load_one(email).await?,
-            EmailLookup::Own(me) => match loaders(ctx).users.load_one(me).await? {
+            EmailLookup::Anyone => loaders(ctx).users_by_email().load_one(email).await?,
+            EmailLookup::Own(me) => match loaders(ctx).users().load_one(me).await? {
                 Some(user) if user.email == email => Some(user),
                 _ => return Err(policy::not_your_email().into()),
             },
@@ -75,7 +75,7 @@ pub struct PostQuery;
 impl PostQuery {
     /// The post with this id, or null.
     async fn post(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Post>> {
-        Ok(loaders(ctx).posts.load_one(id).await?.map(Arc::unwrap_or_clone).map(Post::from))
+        Ok(loaders(ctx).posts().load_one(id).await?.map(Arc::unwrap_or_clone).map(Post::from))
     }
 
     /// All posts, or one author's, newest first.

@@ -43,7 +43,7 @@ impl Total {
             Total::Users => repo::users::count(db).await,
             Total::Posts(author) => repo::posts::count(db, author).await,
             Total::PostsOf(author) => {
-                Ok(loaders(ctx).author_post_counts.load_one(author).await?.unwrap_or(0))
+                Ok(loaders(ctx).author_post_counts().load_one(author).await?.unwrap_or(0))
             }
         }
     }

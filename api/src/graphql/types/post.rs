@@ -63,7 +63,7 @@ impl Post {
             return Ok(author.clone());
         }
         // Boxed, as every load here (see the module).
-        Box::pin(loaders(ctx).users.load_one(self.author_id))
+        Box::pin(loaders(ctx).users().load_one(self.author_id))
             .await?
             .map(|m| Arc::new(User::from(Arc::unwrap_or_clone(m))))
             // The foreign key cascades deletes, so only a delete racing this read gets here.

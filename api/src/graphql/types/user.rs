@@ -52,7 +52,7 @@ impl User {
     /// The user's profile, if they have one.
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
         // Boxed, as every load here (see the module).
-        let load = Box::pin(loaders(ctx).profiles.load_one(self.id));
+        let load = Box::pin(loaders(ctx).profiles().load_one(self.id));
         Ok(load.await?.map(Arc::unwrap_or_clone).map(Profile::from))
     }
 
@@ -69,7 +69,7 @@ impl User {
         let page = Page::from_args(first, after, last, before)?;
         let key = AuthorPage { author: self.id, page };
         // Boxed, as every load here (see the module).
-        let load = Box::pin(loaders(ctx).author_posts.load_one(key));
+        let load = Box::pin(loaders(ctx).author_posts().load_one(key));
         let found = load.await?.map(Arc::unwrap_or_clone).unwrap_or_default();
         // Each of these posts' author is this user: no need to look it up again.
         let author = Arc::new(self.clone());
