@@ -310,6 +310,23 @@ mod tests {
     }
 
     #[test]
+    fn every_byte_that_needs_escaping_is_escaped_wherever_it_stands_in_a_short_string() {
+        let bytes: [&str; 12] = ["\u{0}", "\u{1f}", " ", "!", "\"", "#", "\\", "[", "]", "\u{7f}", "é", "🦀"];
+        for len in 0..=SHORT_STRING + 2 {
+            for at in 0..len {
+                for byte in bytes {
+                    let text = format!("{}{byte}{}", "a".repeat(at), "b".repeat(len - at - 1));
+                    let string = Value::from(text.clone());
+                    let key = object(vec![(&text, Value::Null)]);
+
+                    assert_eq!(written(&string), serde_json::to_vec(&string).unwrap(), "{text:?}");
+                    assert_eq!(written(&key), serde_json::to_vec(&key).unwrap(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn floats_and_bytes_are_written_as_sonic_rs_writes_them() {
         let floats = [0.1, 1.5, -0.0, 1e300, -2.5e-300, 123456789.125, f64::MAX, f64::MIN_POSITIVE];
         let mut items: Vec<Value> = floats.iter().map(|f| Value::from(*f)).collect();
