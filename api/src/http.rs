@@ -136,8 +136,7 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// What the handlers share.
-#[derive(Clone)]
+/// What the handlers share, in one `Arc`.
 pub struct AppState {
     /// Runs each GraphQL operation.
     pub executor: Executor,
