@@ -283,3 +283,31 @@ async fn a_redis_that_stops_answering_or_restarts_costs_no_request() {
     assert!(errors > 0);
     assert!(recovered_after.is_some(), "the cache serves hits again after Redis returns, with no restart");
 }
+
+// Cached users are read back with a strict RFC 3339 parser: an entry it cannot read (a
+// timestamp in another format, as another writer might leave) is a miss answered from
+// the database, never an error. The entry is left to its TTL: the write-back is `SET NX`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_user_that_cannot_be_read_is_a_miss_answered_from_the_database() {
+    let Some(url) = crate::helpers::redis_url() else { return };
+    let app = spawn(Backend::postgres_if_set(), &CacheKind::Redis(url.clone())).await;
+    let id = app.create_user("ada@example.com").await;
+    let key = format!("{}:v1:user:{id}", app.config.cache_prefix);
+    let unreadable = json!({
+        "id": id, "email": "stale@example.com", "name": null,
+        "created_at": "2026-12-06 00:00:00 UTC", "updated_at": "2026-12-06 00:00:00 UTC",
+    });
+    let mut redis = redis_connection(&url).await;
+    let _: () =
+        ::redis::cmd("SET").arg(&key).arg(unreadable.to_string()).query_async(&mut redis).await.unwrap();
+    let misses_before = app.counter("cache_misses_total").await;
+
+    let (body, statements) = app.graphql_counting_sql(USER, json!({ "id": id })).await;
+    let cached: String = ::redis::cmd("GET").arg(&key).query_async(&mut redis).await.unwrap();
+
+    assert_eq!(body["data"]["user"]["email"], "ada@example.com", "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(statements, 1, "the user is read from the database");
+    assert_eq!(app.counter("cache_misses_total").await - misses_before, 1);
+    assert_eq!(cached, unreadable.to_string(), "written back only where nothing is (SET NX)");
+}
