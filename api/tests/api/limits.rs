@@ -265,31 +265,51 @@ async fn a_cost_measured_once_is_reused_only_where_no_request_can_change_it() {
     let two_operations = format!(
         "query Cheap {{ users(first: 1) {{ nodes {{ id }} }} }} query Costly {{ users(first: 100) {{ {page} }} }}"
     );
+    let named = format!("query Named {{ users(first: 100) {{ {page} }} }}");
     let defaulted = format!("query($n: Int = 100) {{ users(first: $n) {{ {page} }} }}");
     let fixed = format!("{{ users(first: 100) {{ {page} }} }}");
-    let run = async |operation: &str| {
-        let body = json!({ "query": two_operations, "operationName": operation });
+    let run = async |document: &str, operation: &str| {
+        let body = json!({ "query": document, "operationName": operation });
         app.post_graphql(&body).await.json::<Value>().await.expect("a JSON body")
     };
 
     let mut bodies = Vec::new();
+    // A name the document lacks measures nothing, and must leave nothing for the next.
+    let unknown = run(&named, "Nope").await;
     for _ in 0..2 {
-        // Cheap's answer is not asserted: async-graphql counts every operation of a
-        // document towards its cost (QUILL-PATCHES.md, "What the patch does not change"), so
-        // it is refused too.
-        run("Cheap").await;
-        bodies.push(("Costly", run("Costly").await));
+        bodies.push(("Cheap", run(&two_operations, "Cheap").await));
+        bodies.push(("Costly", run(&two_operations, "Costly").await));
+        bodies.push(("Named", run(&named, "Named").await));
         bodies.push(("a small $n", app.graphql(&defaulted, json!({ "n": 1 })).await));
         bodies.push(("the default $n", app.graphql(&defaulted, json!({})).await));
         bodies.push(("no variables", app.graphql(&fixed, json!({})).await));
     }
 
+    assert_eq!(unknown["errors"][0]["message"], "Unknown operation named \"Nope\"", "{unknown}");
     for (what, body) in &bodies {
         match *what {
-            "a small $n" => assert!(body.get("errors").is_none(), "{what}: {body}"),
+            "Cheap" | "a small $n" => assert!(body.get("errors").is_none(), "{what}: {body}"),
             _ => assert_eq!(only_code(body), "QUERY_TOO_COMPLEX", "{what}: {body}"),
         }
     }
+}
+
+/// GraphiQL sends the whole editor, every operation in it, with the name of the one to
+/// run: only that one's cost counts.
+#[tokio::test]
+async fn a_cheap_operation_runs_beside_a_costly_one_in_the_same_document() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_user("ada@example.com").await;
+    let deep = "users(first: 100) { nodes { posts(first: 100) { nodes { author { posts(first: 100) { totalCount } } } } } }";
+    let document =
+        format!("query Costly {{ {deep} }} query Cheap {{ users(first: 1) {{ nodes {{ email }} }} }}");
+
+    let cheap = app.post_graphql(&json!({ "query": document, "operationName": "Cheap" })).await;
+    let costly = app.post_graphql(&json!({ "query": document, "operationName": "Costly" })).await;
+
+    let cheap: Value = cheap.json().await.expect("a JSON body");
+    assert_eq!(cheap, json!({ "data": { "users": { "nodes": [{ "email": "ada@example.com" }] } } }));
+    assert_eq!(only_code(&costly.json().await.expect("a JSON body")), "QUERY_TOO_COMPLEX");
 }
 
 #[tokio::test]

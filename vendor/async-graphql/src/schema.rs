@@ -27,7 +27,7 @@ use crate::{
     resolver_utils::{resolve_container, resolve_container_serial},
     subscription::collect_subscription_streams,
     types::QueryRoot,
-    validation::{Measured, ValidationMode, check_rules, is_valid_input_value},
+    validation::{ChosenOperation, Measured, ValidationMode, check_rules, is_valid_input_value},
 };
 
 /// Introspection mode
@@ -854,13 +854,15 @@ fn remove_skipped_selection(selection_set: &mut SelectionSet, variables: &Variab
 fn chosen_operation<'a>(
     document: &'a ExecutableDocument,
     operation_name: Option<&str>,
-) -> Option<&'a Positioned<OperationDefinition>> {
+) -> Option<ChosenOperation<'a>> {
     match (&document.operations, operation_name) {
-        (DocumentOperations::Single(operation), None) => Some(operation),
+        (DocumentOperations::Single(operation), None) => Some((None, operation)),
         (DocumentOperations::Single(_), Some(_)) => None,
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.get_key_value(name).map(|(name, operation)| (Some(name), operation))
+        }
         (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()
+            operations.iter().next().map(|(name, operation)| (Some(name), operation))
         }
         (DocumentOperations::Multiple(_), None) => None,
     }
@@ -968,7 +970,8 @@ pub(crate) async fn prepare_request(
 
     // Variables are coerced before validation, which reads them to check arguments and to
     // compute complexity; a document that names no operation it holds fails later.
-    if let Some(operation) = chosen_operation(&document, request.operation_name.as_deref()) {
+    let chosen = chosen_operation(&document, request.operation_name.as_deref());
+    if let Some((_, operation)) = chosen {
         coerce_variable_values(registry, &operation.node, &mut request.variables)?;
     }
 
@@ -988,6 +991,7 @@ pub(crate) async fn prepare_request(
                 &document,
                 Some(&request.variables),
                 request.operation_name.as_deref(),
+                chosen,
                 validation_mode,
                 complexity,
                 depth,
@@ -1003,10 +1007,13 @@ pub(crate) async fn prepare_request(
         if !checked_before {
             checks.passed.store(true, Ordering::Release);
         }
-        // Kept for documents of one operation, which measure the same whichever name a
-        // request gives.
+        // Kept for documents of one operation, named or not: every request that runs the
+        // document runs that operation.
         if let Measured::Now(result) = measured
-            && matches!(document.operations, DocumentOperations::Single(_))
+            && match &document.operations {
+                DocumentOperations::Single(_) => true,
+                DocumentOperations::Multiple(operations) => operations.len() == 1,
+            }
         {
             let _ = checks.measured.set(result);
         }

@@ -10,11 +10,17 @@ mod visitors;
 
 pub(crate) use utils::is_valid_input_value;
 pub use visitor::VisitorContext;
-use visitor::{VisitorNil, visit};
+use visitor::{VisitorNil, visit, visit_operation};
 
 use crate::{
-    CacheControl, ServerError, Variables, parser::types::ExecutableDocument, registry::Registry,
+    CacheControl, Name, Positioned, ServerError, Variables,
+    parser::types::{ExecutableDocument, OperationDefinition},
+    registry::Registry,
 };
+
+/// The operation a request runs, with its name: the one whose complexity, depth and cache
+/// control are measured.
+pub(crate) type ChosenOperation<'a> = (Option<&'a Name>, &'a Positioned<OperationDefinition>);
 
 /// Validation results.
 #[derive(Debug, Copy, Clone)]
@@ -40,11 +46,18 @@ pub enum ValidationMode {
     Fast,
 }
 
-pub(crate) fn check_rules(
-    registry: &Registry,
-    doc: &ExecutableDocument,
-    variables: Option<&Variables>,
-    operation_name: Option<&str>,
+/// Runs the validation rules over the whole document (once per document when
+/// `document_checked` says it has passed them), and measures the complexity, depth and
+/// cache control of the `operation` the request runs, the other operations of the document
+/// aside: they do not run, so their cost cannot refuse it. A request naming no operation
+/// the document holds measures nothing and fails when the operation is looked up.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_rules<'a>(
+    registry: &'a Registry,
+    doc: &'a ExecutableDocument,
+    variables: Option<&'a Variables>,
+    operation_name: Option<&'a str>,
+    operation: Option<ChosenOperation<'a>>,
     mode: ValidationMode,
     limit_complexity: Option<usize>,
     limit_depth: Option<usize>,
@@ -94,26 +107,32 @@ pub(crate) fn check_rules(
                 visit(&mut visitor, &mut document_ctx, doc);
             }
 
-            let mut visitor = VisitorNil
-                .with(visitors::CacheControlCalculate {
-                    cache_control: &mut cache_control,
-                })
-                .with(visitors::ComplexityCalculate::new(&mut complexity))
-                .with(visitors::DepthCalculate::new(&mut depth));
-            visit(&mut visitor, &mut ctx, doc);
+            if let Some(operation) = operation {
+                let mut visitor = VisitorNil
+                    .with(visitors::CacheControlCalculate {
+                        cache_control: &mut cache_control,
+                    })
+                    .with(visitors::ComplexityCalculate::new(&mut complexity))
+                    .with(visitors::DepthCalculate::new(&mut depth));
+                visit_operation(&mut visitor, &mut ctx, doc, operation);
+            }
             document_ctx.errors.append(&mut ctx.errors);
             (document_ctx.errors, ctx.variables_read())
         }
         ValidationMode::Fast => {
             let mut visitor = VisitorNil
                 .with(rules::NoFragmentCycles::default())
-                .with(rules::UploadFile)
-                .with(visitors::CacheControlCalculate {
-                    cache_control: &mut cache_control,
-                })
-                .with(visitors::ComplexityCalculate::new(&mut complexity))
-                .with(visitors::DepthCalculate::new(&mut depth));
+                .with(rules::UploadFile);
             visit(&mut visitor, &mut ctx, doc);
+            if let Some(operation) = operation {
+                let mut visitor = VisitorNil
+                    .with(visitors::CacheControlCalculate {
+                        cache_control: &mut cache_control,
+                    })
+                    .with(visitors::ComplexityCalculate::new(&mut complexity))
+                    .with(visitors::DepthCalculate::new(&mut depth));
+                visit_operation(&mut visitor, &mut ctx, doc, operation);
+            }
             let variables_read = ctx.variables_read();
             (ctx.errors, variables_read)
         }
@@ -129,7 +148,9 @@ pub(crate) fn check_rules(
     if !errors.is_empty() {
         return Err(errors.into_iter().map(Into::into).collect());
     }
-    if !variables_read {
+    // Nothing measured stands for no operation: a request that names one the document
+    // lacks fails later, and must not leave a measure for the others.
+    if !variables_read && operation.is_some() {
         *measured = Measured::Now(result);
     }
     Ok(result)

@@ -562,6 +562,19 @@ pub(crate) fn visit<'a, V: Visitor<'a>>(
     v.exit_document(ctx, doc);
 }
 
+/// `v` over the document's one `operation`: what it runs, its fragments through its
+/// spreads. For visitors of [`VisitMode::Inline`], which see fragments only there.
+pub(crate) fn visit_operation<'a, V: Visitor<'a>>(
+    v: &mut V,
+    ctx: &mut VisitorContext<'a>,
+    doc: &'a ExecutableDocument,
+    (name, operation): super::ChosenOperation<'a>,
+) {
+    v.enter_document(ctx, doc);
+    visit_operation_definition(v, ctx, name, operation);
+    v.exit_document(ctx, doc);
+}
+
 fn visit_operation_definition<'a, V: Visitor<'a>>(
     v: &mut V,
     ctx: &mut VisitorContext<'a>,
