@@ -72,7 +72,7 @@ pub(crate) fn check_rules<'a>(
     let mut depth = 0;
 
     let mut ctx = VisitorContext::new(registry, doc, variables, operation_name);
-    let (errors, variables_read) = match mode {
+    let mut errors = match mode {
         ValidationMode::Strict => {
             // The specification's rules read the document alone, so a document that has
             // passed them once passes them again (`Request::set_document_checked`). They
@@ -106,37 +106,27 @@ pub(crate) fn check_rules<'a>(
                     .with(rules::UploadFile);
                 visit(&mut visitor, &mut document_ctx, doc);
             }
-
-            if let Some(operation) = operation {
-                let mut visitor = VisitorNil
-                    .with(visitors::CacheControlCalculate {
-                        cache_control: &mut cache_control,
-                    })
-                    .with(visitors::ComplexityCalculate::new(&mut complexity))
-                    .with(visitors::DepthCalculate::new(&mut depth));
-                visit_operation(&mut visitor, &mut ctx, doc, operation);
-            }
-            document_ctx.errors.append(&mut ctx.errors);
-            (document_ctx.errors, ctx.variables_read())
+            document_ctx.errors
         }
         ValidationMode::Fast => {
             let mut visitor = VisitorNil
                 .with(rules::NoFragmentCycles::default())
                 .with(rules::UploadFile);
             visit(&mut visitor, &mut ctx, doc);
-            if let Some(operation) = operation {
-                let mut visitor = VisitorNil
-                    .with(visitors::CacheControlCalculate {
-                        cache_control: &mut cache_control,
-                    })
-                    .with(visitors::ComplexityCalculate::new(&mut complexity))
-                    .with(visitors::DepthCalculate::new(&mut depth));
-                visit_operation(&mut visitor, &mut ctx, doc, operation);
-            }
-            let variables_read = ctx.variables_read();
-            (ctx.errors, variables_read)
+            std::mem::take(&mut ctx.errors)
         }
     };
+    if let Some(operation) = operation {
+        let mut visitor = VisitorNil
+            .with(visitors::CacheControlCalculate {
+                cache_control: &mut cache_control,
+            })
+            .with(visitors::ComplexityCalculate::new(&mut complexity))
+            .with(visitors::DepthCalculate::new(&mut depth));
+        visit_operation(&mut visitor, &mut ctx, doc, operation);
+    }
+    errors.append(&mut ctx.errors);
+    let variables_read = ctx.variables_read();
 
     // check limit
     let result = ValidationResult {
