@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{
-    ComplexObject, Context, EmptySubscription, Guard, Object, Request, Result, Schema, SimpleObject,
+    ComplexObject, Context, EmptySubscription, Enum, Guard, Object, Request, Result, Schema, SimpleObject,
     Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo},
 };
@@ -141,6 +141,21 @@ struct Item {
     secret: Option<String>,
     #[graphql(deprecation = "use `id`")]
     old_id: i32,
+    shade: Shade,
+    vault: Option<Vault>,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+enum Shade {
+    Light,
+    Dark,
+}
+
+/// Guarded as a whole: each of its fields is refused.
+#[derive(SimpleObject)]
+#[graphql(guard = "Refuse")]
+struct Vault {
+    code: i32,
 }
 
 #[ComplexObject]
@@ -179,7 +194,8 @@ impl Item {
 }
 
 fn item(id: i32) -> Item {
-    Item { id, secret: Some(format!("secret {id}")), old_id: id }
+    let shade = if id % 2 == 0 { Shade::Dark } else { Shade::Light };
+    Item { id, secret: Some(format!("secret {id}")), old_id: id, shade, vault: Some(Vault { code: id }) }
 }
 
 struct Query;
@@ -245,7 +261,7 @@ async fn answer(schema: &ItemSchema, query: &str) -> String {
     serde_json::to_string(&schema.execute(query).await).expect("a response serialises")
 }
 
-const SHAPES: [&str; 8] = [
+const SHAPES: [&str; 9] = [
     "{ item { id secret } }",
     "{ item { ...F } } fragment F on Item { __typename secret id }",
     "{ item { ... on Item { hidden: secret } ... { id } } }",
@@ -254,6 +270,7 @@ const SHAPES: [&str; 8] = [
     "{ items { id fails later } }",
     "{ items { id must } item { next { id must } } }",
     "{ item { id next { id } ... on Item { next { later } } next { __typename } } }",
+    "{ items { shade ... on Item { s: shade } vault { code } } }",
 ];
 
 #[tokio::test]
@@ -266,6 +283,16 @@ async fn a_guard_holds_however_its_field_is_selected() {
         assert!(!body.contains("secret 1"), "{query}: {body}");
         assert!(body.contains("refused by the guard"), "{query}: {body}");
     }
+}
+
+#[tokio::test]
+async fn a_guard_on_a_whole_object_holds_for_each_of_its_plain_fields() {
+    let body: serde_json::Value = serde_json::from_str(&answer(&schema(None), SHAPES[8]).await).expect("JSON");
+
+    assert_eq!(body["data"]["items"][1], json!({ "shade": "DARK", "s": "DARK", "vault": null }));
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 3, "{body}");
+    assert!(errors.iter().all(|e| e["message"] == "refused by the guard"), "{body}");
 }
 
 #[tokio::test]

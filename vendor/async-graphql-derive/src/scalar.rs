@@ -123,6 +123,11 @@ pub fn generate(
             ) -> #crate_name::ServerResult<#crate_name::Value> {
                 ::std::result::Result::Ok(#crate_name::ScalarType::to_value(self))
             }
+
+            #[inline]
+            fn resolve_now(&self) -> ::std::option::Option<#crate_name::Value> {
+                ::std::option::Option::Some(#crate_name::ScalarType::to_value(self))
+            }
         }
     };
     Ok(expanded.into())

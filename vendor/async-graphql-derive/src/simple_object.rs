@@ -83,6 +83,9 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
     };
     let mut getters = Vec::new();
     let mut resolvers = Vec::new();
+    // The plain fields (no guard, not derived, not flattened), answered at once when
+    // their type allows it (`ContainerType::resolve_field_now`).
+    let mut resolvers_now = Vec::new();
     let mut schema_fields = Vec::new();
 
     let mut processed_fields: Vec<SimpleObjectFieldGenerator> = vec![];
@@ -294,6 +297,14 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
             false => quote! { #ty },
         };
 
+        if !field.flatten && guard.is_none() && derived.is_none() {
+            resolvers_now.push(quote! {
+                if field.name.node == #field_name {
+                    return #crate_name::OutputType::resolve_now(&self.#base_ident);
+                }
+            });
+        }
+
         if !field.flatten {
             getters.push(quote! {
                  #[inline]
@@ -416,6 +427,11 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
                     #(#resolvers)*
                     #complex_resolver
                     ::std::result::Result::Ok(::std::option::Option::None)
+                }
+
+                fn resolve_field_now(&self, field: &#crate_name::parser::types::Field) -> ::std::option::Option<#crate_name::Value> {
+                    #(#resolvers_now)*
+                    ::std::option::Option::None
                 }
             }
 

@@ -101,6 +101,16 @@ pub trait OutputType: Send + Sync {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> impl Future<Output = ServerResult<Value>> + Send;
+
+    /// The value, when it is known without resolving anything (a scalar's, an enum's), so
+    /// that a field holding it is answered without a future. `None`, the default, sends
+    /// the field through [`OutputType::resolve`]; a type that returns `Some` answers the
+    /// same value as `resolve` would, whatever its selection.
+    #[doc(hidden)]
+    #[inline]
+    fn resolve_now(&self) -> Option<Value> {
+        None
+    }
 }
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
@@ -111,6 +121,11 @@ impl<T: OutputType + ?Sized> OutputType for &T {
 
     fn create_type_info(registry: &mut Registry) -> String {
         T::create_type_info(registry)
+    }
+
+    #[inline]
+    fn resolve_now(&self) -> Option<Value> {
+        T::resolve_now(*self)
     }
 
     #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -176,6 +191,11 @@ impl<T: OutputType + ?Sized> OutputType for Box<T> {
         T::create_type_info(registry)
     }
 
+    #[inline]
+    fn resolve_now(&self) -> Option<Value> {
+        T::resolve_now(self.as_ref())
+    }
+
     #[cfg(feature = "boxed-trait")]
     async fn resolve(
         &self,
@@ -230,6 +250,11 @@ impl<T: OutputType + ?Sized> OutputType for Arc<T> {
 
     fn create_type_info(registry: &mut Registry) -> String {
         T::create_type_info(registry)
+    }
+
+    #[inline]
+    fn resolve_now(&self) -> Option<Value> {
+        T::resolve_now(&**self)
     }
 
     #[allow(clippy::trivially_copy_pass_by_ref)]

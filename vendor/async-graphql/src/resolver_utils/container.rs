@@ -46,6 +46,17 @@ pub trait ContainerType: OutputType {
         ctx: &Context<'_>,
     ) -> impl Future<Output = ServerResult<Option<Value>>> + Send;
 
+    /// The value of `field`, when the object holds it and its type knows it without
+    /// resolving anything ([`OutputType::resolve_now`]): a plain field, with no guard and
+    /// no resolver of its own, whose type is a scalar or an enum. `None`, the default,
+    /// sends the field through [`ContainerType::resolve_field`], which answers it the
+    /// same way. The derive for `SimpleObject` writes it.
+    #[doc(hidden)]
+    #[inline]
+    fn resolve_field_now(&self, _field: &Field) -> Option<Value> {
+        None
+    }
+
     /// Collect all the fields of the container that are queried in the
     /// selection set.
     ///
@@ -85,6 +96,10 @@ pub trait ContainerType: OutputType {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType + ?Sized> ContainerType for &T {
+    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
+        T::resolve_field_now(*self, field)
+    }
+
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
         T::resolve_field(*self, ctx).await
     }
@@ -96,6 +111,10 @@ impl<T: ContainerType + ?Sized> ContainerType for &T {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType + ?Sized> ContainerType for Arc<T> {
+    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
+        T::resolve_field_now(self, field)
+    }
+
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
         T::resolve_field(self, ctx).await
     }
@@ -107,6 +126,10 @@ impl<T: ContainerType + ?Sized> ContainerType for Arc<T> {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType + ?Sized> ContainerType for Box<T> {
+    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
+        T::resolve_field_now(self, field)
+    }
+
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
         T::resolve_field(self, ctx).await
     }
@@ -118,6 +141,10 @@ impl<T: ContainerType + ?Sized> ContainerType for Box<T> {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType, E: Into<Error> + Send + Sync + Clone> ContainerType for Result<T, E> {
+    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
+        self.as_ref().ok()?.resolve_field_now(field)
+    }
+
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
         match self {
             Ok(value) => T::resolve_field(value, ctx).await,
@@ -365,7 +392,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                             return Poll::Ready(());
                         };
                         taken += 1;
-                        if let Some(value) = type_name_of(root, field) {
+                        if let Some(value) = value_now(root, field) {
                             record(field, Ok(value));
                             continue;
                         }
@@ -389,7 +416,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                     }
                     // The slot's field waits: the rest start now.
                     for field in fields.by_ref() {
-                        if let Some(value) = type_name_of(root, field) {
+                        if let Some(value) = value_now(root, field) {
                             later.push((field, Some(Ok(value))));
                             continue;
                         }
@@ -428,7 +455,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
         } else {
             for field in fields {
                 // Serial execution (mutations) stops at a non-null field's error.
-                let outcome = match type_name_of(root, field) {
+                let outcome = match value_now(root, field) {
                     Some(value) => Ok(value),
                     None => resolve_field_in_place(&ctx, root, field).await,
                 };
@@ -449,14 +476,19 @@ fn empty_slot<'a, F>(_resolve: &impl Fn(&'a Positioned<Field>) -> F) -> Option<F
     None
 }
 
-/// The value of `__typename`, answered where it is met rather than by a future of its own
-/// (an answer for Apollo Client or graphql-codegen asks it of every object).
-fn type_name_of<T: ContainerType + ?Sized>(root: &T, field: &Positioned<Field>) -> Option<Value> {
-    (field.node.name.node == "__typename")
-        .then(|| Value::String(root.introspection_type_name().into_owned()))
+/// The value of a field answered where it is met rather than by a future of its own:
+/// `__typename` (an answer for Apollo Client or graphql-codegen asks it of every object),
+/// and a plain field whose value is known at once ([`ContainerType::resolve_field_now`]:
+/// a scalar or an enum the object holds, without a guard or a resolver).
+#[inline]
+fn value_now<T: ContainerType + ?Sized>(root: &T, field: &Positioned<Field>) -> Option<Value> {
+    if field.node.name.node == "__typename" {
+        return Some(Value::String(root.introspection_type_name().into_owned()));
+    }
+    root.resolve_field_now(&field.node)
 }
 
-/// One field's value, `__typename` aside ([`type_name_of`]): a nullable field's error is
+/// One field's value, those known at once aside ([`value_now`]): a nullable field's error is
 /// recorded and the field is null; a non-null field's error is returned, to null the
 /// object.
 async fn resolve_field_in_place<'a, T: ContainerType + ?Sized>(

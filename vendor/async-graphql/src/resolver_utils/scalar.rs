@@ -232,6 +232,11 @@ macro_rules! scalar_internal_output {
             ) -> $crate::ServerResult<$crate::Value> {
                 ::std::result::Result::Ok($crate::ScalarType::to_value(self))
             }
+
+            #[inline]
+            fn resolve_now(&self) -> ::std::option::Option<$crate::Value> {
+                ::std::option::Option::Some($crate::ScalarType::to_value(self))
+            }
         }
     };
 }
@@ -272,6 +277,11 @@ macro_rules! scalar_internal_output {
                 _field: &$crate::Positioned<$crate::parser::types::Field>,
             ) -> $crate::ServerResult<$crate::Value> {
                 ::std::result::Result::Ok($crate::ScalarType::to_value(self))
+            }
+
+            #[inline]
+            fn resolve_now(&self) -> ::std::option::Option<$crate::Value> {
+                ::std::option::Option::Some($crate::ScalarType::to_value(self))
             }
         }
     };

@@ -25,6 +25,11 @@ where
     ) -> ServerResult<Value> {
         self.as_ref().resolve(ctx, field).await
     }
+
+    #[inline]
+    fn resolve_now(&self) -> Option<Value> {
+        self.as_ref().resolve_now()
+    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,14 @@ impl<T: OutputType + Sync> OutputType for Option<T> {
             Ok(Value::Null)
         }
     }
+
+    #[inline]
+    fn resolve_now(&self) -> Option<Value> {
+        match self {
+            Some(inner) => inner.resolve_now(),
+            None => Some(Value::Null),
+        }
+    }
 }
 
 #[cfg(test)]

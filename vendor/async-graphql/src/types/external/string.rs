@@ -78,4 +78,9 @@ impl OutputType for str {
     ) -> ServerResult<Value> {
         Ok(Value::String(self.to_string()))
     }
+
+    #[inline]
+    fn resolve_now(&self) -> Option<Value> {
+        Some(Value::String(self.to_string()))
+    }
 }
