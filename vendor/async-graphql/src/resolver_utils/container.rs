@@ -506,6 +506,7 @@ async fn resolve_field_in_place<'a, T: ContainerType + ?Sized>(
     }
 }
 
+#[inline]
 fn insert_value(target: &mut ObjectMap<Value>, name: Name, value: Value) {
     match target.entry(name) {
         async_graphql_value::Entry::Vacant(entry) => {
