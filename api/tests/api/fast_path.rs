@@ -191,7 +191,35 @@ impl Item {
     async fn next(&self) -> Option<Item> {
         (self.id < 3).then(|| item(self.id + 1))
     }
+
+    /// A plain `fn`: nothing waits, so it is answered where it is met.
+    fn doubled(&self) -> i32 {
+        self.id * 2
+    }
+
+    fn plus(&self, by: i32) -> i32 {
+        self.id + by
+    }
+
+    #[graphql(guard = "Refuse")]
+    fn hidden(&self) -> Option<i32> {
+        Some(self.id)
+    }
+
+    fn broken(&self) -> Result<Option<i32>> {
+        Err("a plain resolver failed".into())
+    }
+
+    /// A plain `fn` whose value is an object, counting its calls in the request's data.
+    fn twin(&self, ctx: &Context<'_>) -> Option<Vault> {
+        ctx.data_unchecked::<Arc<Calls>>().0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(Vault { code: self.id })
+    }
 }
+
+/// How many times a resolver ran in a request.
+#[derive(Default)]
+struct Calls(std::sync::atomic::AtomicUsize);
 
 fn item(id: i32) -> Item {
     let shade = if id % 2 == 0 { Shade::Dark } else { Shade::Light };
@@ -261,7 +289,7 @@ async fn answer(schema: &ItemSchema, query: &str) -> String {
     serde_json::to_string(&schema.execute(query).await).expect("a response serialises")
 }
 
-const SHAPES: [&str; 9] = [
+const SHAPES: [&str; 10] = [
     "{ item { id secret } }",
     "{ item { ...F } } fragment F on Item { __typename secret id }",
     "{ item { ... on Item { hidden: secret } ... { id } } }",
@@ -271,6 +299,7 @@ const SHAPES: [&str; 9] = [
     "{ items { id must } item { next { id must } } }",
     "{ item { id next { id } ... on Item { next { later } } next { __typename } } }",
     "{ items { shade ... on Item { s: shade } vault { code } } }",
+    "{ items { doubled plus(by: 10) hidden broken ...D } } fragment D on Item { d: doubled }",
 ];
 
 #[tokio::test]
@@ -293,6 +322,33 @@ async fn a_guard_on_a_whole_object_holds_for_each_of_its_plain_fields() {
     let errors = body["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 3, "{body}");
     assert!(errors.iter().all(|e| e["message"] == "refused by the guard"), "{body}");
+}
+
+#[tokio::test]
+async fn a_plain_fn_resolver_keeps_its_argument_its_guard_and_its_error() {
+    let body: serde_json::Value = serde_json::from_str(&answer(&schema(None), SHAPES[9]).await).expect("JSON");
+
+    assert_eq!(
+        body["data"]["items"][2],
+        json!({ "doubled": 6, "plus": 13, "hidden": null, "broken": null, "d": 6 })
+    );
+    let messages: Vec<_> =
+        body["errors"].as_array().expect("errors").iter().map(|e| e["message"].as_str().expect("a message")).collect();
+    assert_eq!(messages, ["refused by the guard", "a plain resolver failed"].repeat(3), "{body}");
+}
+
+#[tokio::test]
+async fn a_plain_fn_resolver_of_an_object_runs_once_for_each_field() {
+    let calls = Arc::new(Calls::default());
+
+    let response = schema(None)
+        .execute(Request::new("{ items { twin { __typename } again: twin { __typename } } }").data(calls.clone()))
+        .await;
+
+    assert!(response.errors.is_empty(), "{:?}", response.errors);
+    let data = serde_json::to_value(&response.data).expect("JSON");
+    assert_eq!(data["items"][0], json!({ "twin": { "__typename": "Vault" }, "again": { "__typename": "Vault" } }));
+    assert_eq!(calls.0.load(std::sync::atomic::Ordering::Relaxed), 6, "three items, two fields each");
 }
 
 #[tokio::test]

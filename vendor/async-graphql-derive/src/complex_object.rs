@@ -89,13 +89,14 @@ pub fn generate(
                             .into_iter(),
                     );
 
+                    let await_it = method.sig.asyncness.is_some().then(|| quote!(.await));
                     let new_block = match with {
                         Some(with) => quote!({
-                            ::std::result::Result::Ok(#with(#self_ty::#base_function_name(&self, #other_atts).await?))
+                            ::std::result::Result::Ok(#with(#self_ty::#base_function_name(&self, #other_atts)#await_it?))
                         }),
                         None => quote!({
                             {
-                                ::std::result::Result::Ok(#self_ty::#base_function_name(&self, #other_atts).await?.into())
+                                ::std::result::Result::Ok(#self_ty::#base_function_name(&self, #other_atts)#await_it?.into())
                             }
                         }),
                     };
@@ -108,6 +109,10 @@ pub fn generate(
         }
     }
     item_impl.items.append(&mut derived_impls);
+
+    // The resolvers written as plain `fn`s without arguments or a guard, answered where
+    // they are met when their type allows it (`ComplexObject::resolve_field_now`).
+    let mut resolvers_now = Vec::new();
 
     for item in &mut item_impl.items {
         if let ImplItem::Fn(method) = item {
@@ -135,6 +140,7 @@ pub fn generate(
                 };
                 let ty = ty.value_type();
                 let ident = &method.sig.ident;
+                let await_it = method.sig.asyncness.is_some().then(|| quote!(.await));
 
                 schema_fields.push(quote! {
                     #crate_name::static_assertions_next::assert_impl_one!(#ty: #crate_name::ObjectType);
@@ -147,7 +153,7 @@ pub fn generate(
 
                 resolvers.push(quote! {
                     #(#cfg_attrs)*
-                    if let ::std::option::Option::Some(value) = #crate_name::ContainerType::resolve_field(&self.#ident(ctx).await, ctx).await? {
+                    if let ::std::option::Option::Some(value) = #crate_name::ContainerType::resolve_field(&self.#ident(ctx)#await_it, ctx).await? {
                         return ::std::result::Result::Ok(std::option::Option::Some(value));
                     }
                 });
@@ -407,16 +413,34 @@ pub fn generate(
             });
 
             let field_ident = &method.sig.ident;
+            // A resolver written as a plain `fn` is called without `.await`.
+            let is_async = method.sig.asyncness.is_some();
+            let await_it = is_async.then(|| quote!(.await));
+            // The type of a resolver that cannot fail, taken before its signature changes.
+            let value_ty = match &ty {
+                OutputType::Value(inner_ty) => Some(quote!(#inner_ty)),
+                OutputType::Result(_) => None,
+            };
             if let OutputType::Value(inner_ty) = &ty {
                 let block = &method.block;
-                let new_block = quote!({
-                    {
-                        ::std::result::Result::Ok(async move {
-                            let value:#inner_ty = #block;
-                            value
-                        }.await)
-                    }
-                });
+                let new_block = match is_async {
+                    true => quote!({
+                        {
+                            ::std::result::Result::Ok(async move {
+                                let value:#inner_ty = #block;
+                                value
+                            }.await)
+                        }
+                    }),
+                    false => quote!({
+                        {
+                            ::std::result::Result::Ok({
+                                let value:#inner_ty = #block;
+                                value
+                            })
+                        }
+                    }),
+                };
                 method.block = syn::parse2::<Block>(new_block).expect("invalid block");
                 method.sig.output =
                     syn::parse2::<ReturnType>(quote! { -> #crate_name::Result<#inner_ty> })
@@ -425,7 +449,7 @@ pub fn generate(
 
             let resolve_obj = quote! {
                 {
-                    let res = self.#field_ident(ctx, #(#use_params),*).await;
+                    let res = self.#field_ident(ctx, #(#use_params),*)#await_it;
                     res.map_err(|err| ::std::convert::Into::<#crate_name::Error>::into(err).into_server_error(ctx.item.pos))
                 }
             };
@@ -437,6 +461,20 @@ pub fn generate(
                 Some(code) => Some(generate_guards(&crate_name, code, guard_map_err)?),
                 None => None,
             };
+
+            // Only a resolver that cannot fail (its value is not a `Result`), and only when
+            // its type is known at once (`OutputType::RESOLVES_NOW`, a constant): otherwise
+            // it would be called here and again by `resolve_field`.
+            if let (false, true, None, Some(inner_ty)) = (is_async, args.is_empty(), &guard, &value_ty) {
+                resolvers_now.push(quote! {
+                    #(#cfg_attrs)*
+                    if <#inner_ty as #crate_name::OutputType>::RESOLVES_NOW && ctx.item.node.name.node == #field_name {
+                        if let ::std::result::Result::Ok(value) = self.#field_ident(ctx) {
+                            return #crate_name::OutputType::resolve_now(&value);
+                        }
+                    }
+                });
+            }
 
             resolvers.push(quote! {
                 #(#cfg_attrs)*
@@ -471,6 +509,11 @@ pub fn generate(
             async fn resolve_field(&self, ctx: &#crate_name::Context<'_>) -> #crate_name::ServerResult<::std::option::Option<#crate_name::Value>> {
                 #(#resolvers)*
                 ::std::result::Result::Ok(::std::option::Option::None)
+            }
+
+            fn resolve_field_now(&self, ctx: &#crate_name::Context<'_>) -> ::std::option::Option<#crate_name::Value> {
+                #(#resolvers_now)*
+                ::std::option::Option::None
             }
         }
     };

@@ -247,6 +247,8 @@ pub fn generate(enum_args: &args::Enum) -> GeneratorResult<TokenStream> {
                 ::std::result::Result::Ok(#crate_name::resolver_utils::enum_value(*self))
             }
 
+            const RESOLVES_NOW: bool = true;
+
             #[inline]
             fn resolve_now(&self) -> ::std::option::Option<#crate_name::Value> {
                 ::std::option::Option::Some(#crate_name::resolver_utils::enum_value(*self))

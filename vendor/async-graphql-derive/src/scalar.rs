@@ -124,6 +124,8 @@ pub fn generate(
                 ::std::result::Result::Ok(#crate_name::ScalarType::to_value(self))
             }
 
+            const RESOLVES_NOW: bool = true;
+
             #[inline]
             fn resolve_now(&self) -> ::std::option::Option<#crate_name::Value> {
                 ::std::option::Option::Some(#crate_name::ScalarType::to_value(self))

@@ -299,7 +299,7 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
 
         if !field.flatten && guard.is_none() && derived.is_none() {
             resolvers_now.push(quote! {
-                if field.name.node == #field_name {
+                if field.node.name.node == #field_name {
                     return #crate_name::OutputType::resolve_now(&self.#base_ident);
                 }
             });
@@ -395,6 +395,7 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
 
     let mut concat_complex_fields = quote!();
     let mut complex_resolver = quote!();
+    let mut complex_resolver_now = quote!();
 
     if object_args.complex {
         concat_complex_fields = quote! {
@@ -404,6 +405,9 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
             if let Some(value) = <Self as #crate_name::ComplexObject>::resolve_field(self, ctx).await? {
                 return Ok(Some(value));
             }
+        };
+        complex_resolver_now = quote! {
+            return <Self as #crate_name::ComplexObject>::resolve_field_now(self, &ctx.with_field(field));
         };
     }
 
@@ -429,8 +433,14 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
                     ::std::result::Result::Ok(::std::option::Option::None)
                 }
 
-                fn resolve_field_now(&self, field: &#crate_name::parser::types::Field) -> ::std::option::Option<#crate_name::Value> {
+                #[allow(unreachable_code, unused_variables)]
+                fn resolve_field_now(
+                    &self,
+                    ctx: &#crate_name::ContextSelectionSet<'_>,
+                    field: &#crate_name::Positioned<#crate_name::parser::types::Field>,
+                ) -> ::std::option::Option<#crate_name::Value> {
                     #(#resolvers_now)*
+                    #complex_resolver_now
                     ::std::option::Option::None
                 }
             }

@@ -102,10 +102,16 @@ pub trait OutputType: Send + Sync {
         field: &Positioned<Field>,
     ) -> impl Future<Output = ServerResult<Value>> + Send;
 
+    /// Whether [`OutputType::resolve_now`] answers every value of the type: a constant, so
+    /// that a resolver is called only on the path that will answer its field.
+    #[doc(hidden)]
+    const RESOLVES_NOW: bool = false;
+
     /// The value, when it is known without resolving anything (a scalar's, an enum's), so
     /// that a field holding it is answered without a future. `None`, the default, sends
     /// the field through [`OutputType::resolve`]; a type that returns `Some` answers the
-    /// same value as `resolve` would, whatever its selection.
+    /// same value as `resolve` would, whatever its selection, and says so in
+    /// [`OutputType::RESOLVES_NOW`].
     #[doc(hidden)]
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
@@ -122,6 +128,8 @@ impl<T: OutputType + ?Sized> OutputType for &T {
     fn create_type_info(registry: &mut Registry) -> String {
         T::create_type_info(registry)
     }
+
+    const RESOLVES_NOW: bool = T::RESOLVES_NOW;
 
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
@@ -191,6 +199,8 @@ impl<T: OutputType + ?Sized> OutputType for Box<T> {
         T::create_type_info(registry)
     }
 
+    const RESOLVES_NOW: bool = T::RESOLVES_NOW;
+
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
         T::resolve_now(self.as_ref())
@@ -251,6 +261,8 @@ impl<T: OutputType + ?Sized> OutputType for Arc<T> {
     fn create_type_info(registry: &mut Registry) -> String {
         T::create_type_info(registry)
     }
+
+    const RESOLVES_NOW: bool = T::RESOLVES_NOW;
 
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
@@ -316,6 +328,15 @@ impl<T: OutputType + ?Sized> OutputType for Weak<T> {
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 pub trait ComplexObject {
     fn fields(registry: &mut registry::Registry) -> Vec<(String, registry::MetaField)>;
+
+    /// The value of the field `ctx` is at, when its resolver is a plain `fn` without
+    /// arguments, a guard or a `Result`, and its type is known at once
+    /// ([`OutputType::RESOLVES_NOW`]); `None` otherwise, and the field goes through
+    /// `resolve_field`. The derive writes it.
+    #[inline]
+    fn resolve_field_now(&self, _ctx: &Context<'_>) -> Option<Value> {
+        None
+    }
 
     #[cfg(feature = "boxed-trait")]
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>>;

@@ -45,7 +45,9 @@ impl From<user::Model> for User {
 impl User {
     /// The email address, normalised (trimmed, lower-cased). Visible to the user
     /// themselves and to admins; null for everyone else.
-    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+    // A plain `fn`: nothing here waits, so the field is answered where it is met, without
+    // a future of its own.
+    fn email(&self, ctx: &Context<'_>) -> Option<&str> {
         policy::may_see_email(caller(ctx), self.id).then_some(self.email.as_str())
     }
 

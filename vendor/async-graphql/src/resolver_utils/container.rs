@@ -46,14 +46,16 @@ pub trait ContainerType: OutputType {
         ctx: &Context<'_>,
     ) -> impl Future<Output = ServerResult<Option<Value>>> + Send;
 
-    /// The value of `field`, when the object holds it and its type knows it without
-    /// resolving anything ([`OutputType::resolve_now`]): a plain field, with no guard and
-    /// no resolver of its own, whose type is a scalar or an enum. `None`, the default,
-    /// sends the field through [`ContainerType::resolve_field`], which answers it the
-    /// same way. The derive for `SimpleObject` writes it.
+    /// The value of `field` (selected in `ctx`), when it is known without waiting
+    /// ([`OutputType::resolve_now`]): a field of a `SimpleObject` without a guard, or a
+    /// `ComplexObject` resolver written as a plain `fn` without arguments, a guard or a
+    /// `Result` ([`crate::ComplexObject::resolve_field_now`]), whose type is a scalar or
+    /// an enum. `None`, the default, sends the field through
+    /// [`ContainerType::resolve_field`], which answers it the same way. The derive for
+    /// `SimpleObject` writes it.
     #[doc(hidden)]
     #[inline]
-    fn resolve_field_now(&self, _field: &Field) -> Option<Value> {
+    fn resolve_field_now(&self, _ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> Option<Value> {
         None
     }
 
@@ -96,8 +98,8 @@ pub trait ContainerType: OutputType {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType + ?Sized> ContainerType for &T {
-    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
-        T::resolve_field_now(*self, field)
+    fn resolve_field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        T::resolve_field_now(*self, ctx, field)
     }
 
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
@@ -111,8 +113,8 @@ impl<T: ContainerType + ?Sized> ContainerType for &T {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType + ?Sized> ContainerType for Arc<T> {
-    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
-        T::resolve_field_now(self, field)
+    fn resolve_field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        T::resolve_field_now(self, ctx, field)
     }
 
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
@@ -126,8 +128,8 @@ impl<T: ContainerType + ?Sized> ContainerType for Arc<T> {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType + ?Sized> ContainerType for Box<T> {
-    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
-        T::resolve_field_now(self, field)
+    fn resolve_field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        T::resolve_field_now(self, ctx, field)
     }
 
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
@@ -141,8 +143,8 @@ impl<T: ContainerType + ?Sized> ContainerType for Box<T> {
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
 impl<T: ContainerType, E: Into<Error> + Send + Sync + Clone> ContainerType for Result<T, E> {
-    fn resolve_field_now(&self, field: &Field) -> Option<Value> {
-        self.as_ref().ok()?.resolve_field_now(field)
+    fn resolve_field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        self.as_ref().ok()?.resolve_field_now(ctx, field)
     }
 
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
@@ -392,7 +394,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                             return Poll::Ready(());
                         };
                         taken += 1;
-                        if let Some(value) = value_now(root, field) {
+                        if let Some(value) = value_now(&ctx, root, field) {
                             record(field, Ok(value));
                             continue;
                         }
@@ -416,7 +418,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                     }
                     // The slot's field waits: the rest start now.
                     for field in fields.by_ref() {
-                        if let Some(value) = value_now(root, field) {
+                        if let Some(value) = value_now(&ctx, root, field) {
                             later.push((field, Some(Ok(value))));
                             continue;
                         }
@@ -455,7 +457,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
         } else {
             for field in fields {
                 // Serial execution (mutations) stops at a non-null field's error.
-                let outcome = match value_now(root, field) {
+                let outcome = match value_now(&ctx, root, field) {
                     Some(value) => Ok(value),
                     None => resolve_field_in_place(&ctx, root, field).await,
                 };
@@ -478,14 +480,18 @@ fn empty_slot<'a, F>(_resolve: &impl Fn(&'a Positioned<Field>) -> F) -> Option<F
 
 /// The value of a field answered where it is met rather than by a future of its own:
 /// `__typename` (an answer for Apollo Client or graphql-codegen asks it of every object),
-/// and a plain field whose value is known at once ([`ContainerType::resolve_field_now`]:
-/// a scalar or an enum the object holds, without a guard or a resolver).
+/// and a field whose value is known at once ([`ContainerType::resolve_field_now`]: a
+/// scalar or an enum the object holds, without a guard, or that a plain `fn` gives).
 #[inline]
-fn value_now<T: ContainerType + ?Sized>(root: &T, field: &Positioned<Field>) -> Option<Value> {
+fn value_now<T: ContainerType + ?Sized>(
+    ctx: &ContextSelectionSet<'_>,
+    root: &T,
+    field: &Positioned<Field>,
+) -> Option<Value> {
     if field.node.name.node == "__typename" {
         return Some(Value::String(root.introspection_type_name().into_owned()));
     }
-    root.resolve_field_now(&field.node)
+    root.resolve_field_now(ctx, field)
 }
 
 /// One field's value, those known at once aside ([`value_now`]): a nullable field's error is

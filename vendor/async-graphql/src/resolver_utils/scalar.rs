@@ -233,6 +233,8 @@ macro_rules! scalar_internal_output {
                 ::std::result::Result::Ok($crate::ScalarType::to_value(self))
             }
 
+            const RESOLVES_NOW: bool = true;
+
             #[inline]
             fn resolve_now(&self) -> ::std::option::Option<$crate::Value> {
                 ::std::option::Option::Some($crate::ScalarType::to_value(self))
@@ -278,6 +280,8 @@ macro_rules! scalar_internal_output {
             ) -> $crate::ServerResult<$crate::Value> {
                 ::std::result::Result::Ok($crate::ScalarType::to_value(self))
             }
+
+            const RESOLVES_NOW: bool = true;
 
             #[inline]
             fn resolve_now(&self) -> ::std::option::Option<$crate::Value> {

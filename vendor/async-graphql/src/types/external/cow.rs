@@ -26,6 +26,8 @@ where
         self.as_ref().resolve(ctx, field).await
     }
 
+    const RESOLVES_NOW: bool = T::RESOLVES_NOW;
+
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
         self.as_ref().resolve_now()

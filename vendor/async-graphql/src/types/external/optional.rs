@@ -78,6 +78,8 @@ impl<T: OutputType + Sync> OutputType for Option<T> {
         }
     }
 
+    const RESOLVES_NOW: bool = T::RESOLVES_NOW;
+
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
         match self {

@@ -79,6 +79,8 @@ impl OutputType for str {
         Ok(Value::String(self.to_string()))
     }
 
+    const RESOLVES_NOW: bool = true;
+
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
         Some(Value::String(self.to_string()))
