@@ -316,7 +316,8 @@ async fn a_guard_holds_however_its_field_is_selected() {
 
 #[tokio::test]
 async fn a_guard_on_a_whole_object_holds_for_each_of_its_plain_fields() {
-    let body: serde_json::Value = serde_json::from_str(&answer(&schema(None), SHAPES[8]).await).expect("JSON");
+    let body: serde_json::Value =
+        serde_json::from_str(&answer(&schema(None), SHAPES[8]).await).expect("JSON");
 
     assert_eq!(body["data"]["items"][1], json!({ "shade": "DARK", "s": "DARK", "vault": null }));
     let errors = body["errors"].as_array().expect("errors");
@@ -326,14 +327,19 @@ async fn a_guard_on_a_whole_object_holds_for_each_of_its_plain_fields() {
 
 #[tokio::test]
 async fn a_plain_fn_resolver_keeps_its_argument_its_guard_and_its_error() {
-    let body: serde_json::Value = serde_json::from_str(&answer(&schema(None), SHAPES[9]).await).expect("JSON");
+    let body: serde_json::Value =
+        serde_json::from_str(&answer(&schema(None), SHAPES[9]).await).expect("JSON");
 
     assert_eq!(
         body["data"]["items"][2],
         json!({ "doubled": 6, "plus": 13, "hidden": null, "broken": null, "d": 6 })
     );
-    let messages: Vec<_> =
-        body["errors"].as_array().expect("errors").iter().map(|e| e["message"].as_str().expect("a message")).collect();
+    let messages: Vec<_> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["message"].as_str().expect("a message"))
+        .collect();
     assert_eq!(messages, ["refused by the guard", "a plain resolver failed"].repeat(3), "{body}");
 }
 
@@ -342,12 +348,17 @@ async fn a_plain_fn_resolver_of_an_object_runs_once_for_each_field() {
     let calls = Arc::new(Calls::default());
 
     let response = schema(None)
-        .execute(Request::new("{ items { twin { __typename } again: twin { __typename } } }").data(calls.clone()))
+        .execute(
+            Request::new("{ items { twin { __typename } again: twin { __typename } } }").data(calls.clone()),
+        )
         .await;
 
     assert!(response.errors.is_empty(), "{:?}", response.errors);
     let data = serde_json::to_value(&response.data).expect("JSON");
-    assert_eq!(data["items"][0], json!({ "twin": { "__typename": "Vault" }, "again": { "__typename": "Vault" } }));
+    assert_eq!(
+        data["items"][0],
+        json!({ "twin": { "__typename": "Vault" }, "again": { "__typename": "Vault" } })
+    );
     assert_eq!(calls.0.load(std::sync::atomic::Ordering::Relaxed), 6, "three items, two fields each");
 }
 
