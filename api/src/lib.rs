@@ -1,5 +1,7 @@
 //! Quill: a GraphQL API server for users, their profiles and their posts.
 
+/// The process's allocator: mimalloc, through its plain functions where they suffice.
+pub mod allocator;
 /// Bearer tokens verified into the caller a request acts for.
 pub mod auth;
 /// The user cache: Redis, in-process, or off; fail-open.

@@ -11,7 +11,7 @@ use api::{
 use clap::Parser as _;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: api::allocator::MiMalloc = api::allocator::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

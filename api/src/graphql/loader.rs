@@ -346,7 +346,9 @@ impl Loader<AuthorPage> for AuthorPostsLoader {
     async fn load(&self, keys: &[AuthorPage]) -> Result<LoadedMap<AuthorPage, Arc<PostPage>>, ApiError> {
         let mut authors_by_page: KeyedMap<&Page<PostKey>, Vec<Uuid>> = KeyedMap::default();
         for key in keys {
-            authors_by_page.entry(&key.page).or_default().push(key.author);
+            // Room for every key at once: siblings normally ask for one page.
+            let authors = authors_by_page.entry(&key.page).or_insert_with(|| Vec::with_capacity(keys.len()));
+            authors.push(key.author);
         }
         let mut pages = LoadedMap::with_capacity_and_hasher(keys.len(), Default::default());
         for (page, authors) in authors_by_page {

@@ -8,113 +8,185 @@
 //! `Column::iter()` order, first (the SQLite page adds its `rank` after them), so the
 //! i-th column is the i-th field: the tests below hold that order to the entity's.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{post, user};
+use futures::TryStreamExt as _;
 use sea_orm::{
-    ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryResult, RuntimeErr, Select, SelectModel,
-    SelectorRaw, TryGetable,
-    sqlx::{self, Postgres, Row as _, postgres::PgValueFormat},
+    ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbErr, EntityTrait, FromQueryResult,
+    QueryResult, RuntimeErr, Select, Statement, TryGetable,
+    metric::Info,
+    sea_query::Values,
+    sqlx::{
+        self, AssertSqlSafe, Postgres, Row as _,
+        postgres::{PgRow, PgValueFormat},
+    },
 };
+use sea_query_sqlx::SqlxValues;
+
+use crate::telemetry;
 
 /// A model decoded from its row by column position. Whole rows only (the prefix SeaORM
-/// passes for joined models is not looked at): `all` and `all_raw` are the ways in.
+/// passes for joined models is not looked at): `all` and `each_raw` are the ways in.
 #[repr(transparent)]
 pub(crate) struct ByPosition<M>(M);
 
-impl FromQueryResult for ByPosition<post::Model> {
-    fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
-        Ok(Self(post::Model {
-            id: column(row, 0)?,
-            title: column(row, 1)?,
-            content: column(row, 2)?,
-            author_id: column(row, 3)?,
-            created_at: timestamp(row, 4)?,
-            updated_at: timestamp(row, 5)?,
-        }))
+/// A model whose columns are read by position.
+pub(crate) trait FromColumns: Sized {
+    fn from_columns(row: &impl Columns) -> Result<Self, DbErr>;
+}
+
+impl FromColumns for post::Model {
+    fn from_columns(row: &impl Columns) -> Result<Self, DbErr> {
+        Ok(post::Model {
+            id: row.value(0)?,
+            title: row.value(1)?,
+            content: row.value(2)?,
+            author_id: row.value(3)?,
+            created_at: row.timestamp(4)?,
+            updated_at: row.timestamp(5)?,
+        })
     }
 }
 
-impl FromQueryResult for ByPosition<user::Model> {
-    fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
-        Ok(Self(user::Model {
-            id: column(row, 0)?,
-            email: column(row, 1)?,
-            name: column(row, 2)?,
-            created_at: timestamp(row, 3)?,
-            updated_at: timestamp(row, 4)?,
-        }))
+impl FromColumns for user::Model {
+    fn from_columns(row: &impl Columns) -> Result<Self, DbErr> {
+        Ok(user::Model {
+            id: row.value(0)?,
+            email: row.value(1)?,
+            name: row.value(2)?,
+            created_at: row.timestamp(3)?,
+            updated_at: row.timestamp(4)?,
+        })
     }
 }
 
-/// Column `index` of `row`. On PostgreSQL it is decoded straight from sqlx's row, without
-/// the type checks: the migrations fix each column's type, and a test reads every field
-/// back on PostgreSQL. Elsewhere SeaORM reads it.
-fn column<T>(row: &QueryResult, index: usize) -> Result<T, DbErr>
-where
-    T: TryGetable + sqlx::Type<Postgres> + for<'r> sqlx::Decode<'r, Postgres>,
-{
-    match row.try_as_pg_row() {
-        Some(row) => {
-            row.try_get_unchecked(index).map_err(|e| DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))
+impl<M: FromColumns> FromQueryResult for ByPosition<M> {
+    fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
+        M::from_columns(row).map(Self)
+    }
+}
+
+/// A row's columns, read by position: sqlx's PostgreSQL row, or SeaORM's row of any backend.
+pub(crate) trait Columns {
+    /// Column `index`.
+    fn value<T>(&self, index: usize) -> Result<T, DbErr>
+    where
+        T: TryGetable + sqlx::Type<Postgres> + for<'r> sqlx::Decode<'r, Postgres>;
+
+    /// Column `index`, a `timestamptz`.
+    fn timestamp(&self, index: usize) -> Result<DateTime<Utc>, DbErr>;
+}
+
+/// On PostgreSQL a column is decoded straight from sqlx's row, without the type checks:
+/// the migrations fix each column's type, and a test reads every field back on PostgreSQL.
+impl Columns for PgRow {
+    fn value<T>(&self, index: usize) -> Result<T, DbErr>
+    where
+        T: TryGetable + sqlx::Type<Postgres> + for<'r> sqlx::Decode<'r, Postgres>,
+    {
+        self.try_get_unchecked(index).map_err(query_error)
+    }
+
+    /// In the binary format it comes in, a `timestamptz` is read as what it is,
+    /// microseconds since 2000-01-01 UTC: sqlx adds them to that date as a `Duration`,
+    /// through chrono's calendar arithmetic, which cost 2% of q1's instructions for its
+    /// 1,100 timestamps. A value out of chrono's range (`infinity`, which Quill never
+    /// writes) is an error where sqlx would panic.
+    fn timestamp(&self, index: usize) -> Result<DateTime<Utc>, DbErr> {
+        let value = self.try_get_raw(index).map_err(query_error)?;
+        if value.format() != PgValueFormat::Binary {
+            return self.value(index);
         }
-        None => row.try_get_by_index(index),
+        let micros = value
+            .as_bytes()
+            .ok()
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(i64::from_be_bytes)
+            .ok_or_else(|| DbErr::Type(format!("column {index} is not a timestamptz")))?;
+        micros
+            .checked_add(POSTGRES_EPOCH_MICROS)
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(|| DbErr::Type(format!("column {index} holds a timestamp out of range")))
     }
+}
+
+/// On PostgreSQL, as sqlx's row; elsewhere SeaORM reads it.
+impl Columns for QueryResult {
+    fn value<T>(&self, index: usize) -> Result<T, DbErr>
+    where
+        T: TryGetable + sqlx::Type<Postgres> + for<'r> sqlx::Decode<'r, Postgres>,
+    {
+        match self.try_as_pg_row() {
+            Some(row) => row.value(index),
+            None => self.try_get_by_index(index),
+        }
+    }
+
+    fn timestamp(&self, index: usize) -> Result<DateTime<Utc>, DbErr> {
+        match self.try_as_pg_row() {
+            Some(row) => row.timestamp(index),
+            None => self.try_get_by_index(index),
+        }
+    }
+}
+
+fn query_error(error: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(error)))
 }
 
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00 UTC.
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// Column `index` of `row`, a `timestamptz`. On PostgreSQL, in the binary format it comes
-/// in, it is read as what it is, microseconds since 2000-01-01 UTC: sqlx adds them to that
-/// date as a `Duration`, through chrono's calendar arithmetic, which cost 2% of q1's
-/// instructions for its 1,100 timestamps. A value out of chrono's range (`infinity`, which
-/// Quill never writes) is an error where sqlx would panic.
-fn timestamp(row: &QueryResult, index: usize) -> Result<DateTime<Utc>, DbErr> {
-    let Some(pg_row) = row.try_as_pg_row() else {
-        return column(row, index);
-    };
-    let value = pg_row.try_get_raw(index).map_err(|e| DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))?;
-    if value.format() != PgValueFormat::Binary {
-        return column(row, index);
-    }
-    let micros = value
-        .as_bytes()
-        .ok()
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-        .map(i64::from_be_bytes)
-        .ok_or_else(|| DbErr::Type(format!("column {index} is not a timestamptz")))?;
-    micros
-        .checked_add(POSTGRES_EPOCH_MICROS)
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(|| DbErr::Type(format!("column {index} holds a timestamp out of range")))
-}
-
 /// Every row of `select`, decoded by position.
 pub(crate) async fn all<E>(select: Select<E>, db: &impl ConnectionTrait) -> Result<Vec<E::Model>, DbErr>
 where
     E: EntityTrait,
-    ByPosition<E::Model>: FromQueryResult,
+    E::Model: FromColumns,
 {
-    Ok(into_models(select.into_model::<ByPosition<E::Model>>().all(db).await?))
-}
-
-/// Every row of a raw statement that selects the entity's columns first, decoded by position.
-pub(crate) async fn all_raw<M>(
-    selector: SelectorRaw<SelectModel<M>>,
-    db: &impl ConnectionTrait,
-) -> Result<Vec<M>, DbErr>
-where
-    M: FromQueryResult,
-    ByPosition<M>: FromQueryResult,
-{
-    Ok(into_models(selector.into_model::<ByPosition<M>>().all(db).await?))
-}
-
-fn into_models<M>(rows: Vec<ByPosition<M>>) -> Vec<M> {
+    let rows = select.into_model::<ByPosition<E::Model>>().all(db).await?;
     // `repr(transparent)`: collected in place, no second allocation.
-    rows.into_iter().map(|ByPosition(model)| model).collect()
+    Ok(rows.into_iter().map(|ByPosition(model)| model).collect())
+}
+
+/// Each row of `statement`, which selects the model's columns first, decoded by position
+/// and handed to `each` as it arrives.
+///
+/// On PostgreSQL the rows come straight from sqlx's stream, and the statement is counted
+/// and timed in the metrics as SeaORM counts its own. Through SeaORM, its rows were
+/// collected into one vector, converted into SeaORM's rows in another, and decoded into a
+/// third, each row moved through every layer's future on the way: for q1's 500 posts,
+/// 4% of the request's instructions (BENCHMARKS.md, "Allocations asked of mimalloc as
+/// plain blocks, and posts read straight from sqlx").
+pub(crate) async fn each_raw<M: FromColumns>(
+    db: &DatabaseConnection,
+    statement: Statement,
+    mut each: impl FnMut(M),
+) -> Result<(), DbErr> {
+    let DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &db.inner else {
+        for row in db.query_all_raw(statement).await? {
+            each(M::from_columns(&row)?);
+        }
+        return Ok(());
+    };
+    let values = statement.values.clone().unwrap_or(Values(Vec::new()));
+    let started = Instant::now();
+    let outcome = async {
+        let query = sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values));
+        let mut rows = query.fetch(db.get_postgres_connection_pool());
+        while let Some(row) = rows.try_next().await.map_err(query_error)? {
+            each(M::from_columns(&row)?);
+        }
+        Ok(())
+    }
+    .await;
+    telemetry::record_sql_statement(&Info {
+        elapsed: started.elapsed(),
+        statement: &statement,
+        failed: outcome.is_err(),
+    });
+    outcome
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use entity::post;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _, Iterable as _, Order,
+    ColumnTrait as _, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait as _, Iterable as _, Order,
     PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, SqlErr,
     sea_query::{Alias, Asterisk, Expr, ExprTrait as _, JoinType, Query, SelectStatement},
 };
@@ -69,7 +69,7 @@ pub async fn page(
 /// scan); SQLite, which has no `LATERAL`, ranks the rows with a window function and keeps
 /// the first `limit + 1` of each author.
 pub async fn page_per_author(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     authors: &[Uuid],
     page: &Page<PostKey>,
 ) -> ApiResult<KeyedMap<Uuid, Vec<post::Model>>> {
@@ -81,15 +81,15 @@ pub async fn page_per_author(
         _ => per_author_ranked(authors, page),
     };
     let statement = db.get_database_backend().build(&statement);
-    let rows = by_position::all_raw(post::Entity::find().from_raw_sql(statement), db).await?;
     let mut by_author: KeyedMap<Uuid, Vec<post::Model>> =
         KeyedMap::with_capacity_and_hasher(authors.len(), Default::default());
     // Each author's rows are at most a page and one more: room for them at once, where
     // pushing grew each list three times, copying the rows, on a page of ten.
-    let page_rows = usize::try_from(page.limit + 1).unwrap_or(usize::MAX).min(rows.len());
-    for row in rows {
+    let page_rows = usize::try_from(page.limit + 1).unwrap_or(usize::MAX);
+    by_position::each_raw(db, statement, |row: post::Model| {
         by_author.entry(row.author_id).or_insert_with(|| Vec::with_capacity(page_rows)).push(row);
-    }
+    })
+    .await?;
     // Each author's rows in query order, whatever order the plan returned them in.
     for posts in by_author.values_mut() {
         posts.sort_unstable_by(|a, b| {

@@ -1,6 +1,7 @@
 //! The repository layer on its own, without HTTP: what the API builds on.
 
 use api::{
+    error::ApiError,
     pagination::Page,
     repo::{
         self,
@@ -17,6 +18,7 @@ crate::backend_tests!(
     timestamps_before_and_long_after_the_year_2000_read_back_to_the_microsecond,
     a_timestamp_out_of_range_is_an_error_not_a_panic,
     migrations_go_down_and_up_again,
+    pages_of_posts_read_from_a_closed_pool_are_unavailable_not_internal,
 );
 
 async fn connect(backend: &Backend) -> (TestDatabase, sea_orm::DatabaseConnection) {
@@ -149,4 +151,19 @@ async fn migrations_go_down_and_up_again(backend: Backend) {
 
     assert!(after_down.is_err(), "the tables are gone after down");
     assert_eq!(repo::users::count(&db).await.unwrap(), 0);
+}
+
+/// The pages of posts of many authors are read from sqlx directly on PostgreSQL: a pool
+/// that cannot give a connection must still be `SERVICE_UNAVAILABLE`, as through SeaORM.
+async fn pages_of_posts_read_from_a_closed_pool_are_unavailable_not_internal(backend: Backend) {
+    let (_database, db) = connect(&backend).await;
+    let (ada, _) =
+        repo::users::create(&db, NewUser { email: "ada@example.com".into(), name: None, profile: None })
+            .await
+            .unwrap();
+    db.close_by_ref().await.unwrap();
+
+    let result = repo::posts::page_per_author(&db, &[ada.id], &Page::first(10)).await;
+
+    assert!(matches!(result, Err(ApiError::Unavailable)), "{:?}", result.map(|_| ()));
 }

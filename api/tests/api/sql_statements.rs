@@ -6,7 +6,10 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, spawn_app_with};
 
-crate::backend_tests!(the_nested_users_query_costs_the_same_few_statements_for_5_and_50_users,);
+crate::backend_tests!(
+    the_nested_users_query_costs_the_same_few_statements_for_5_and_50_users,
+    a_page_of_users_and_their_pages_of_posts_are_two_statements_each_counted,
+);
 
 const NESTED: &str = "query($n: Int!) { users(first: $n) { nodes { id posts(first: 10) { nodes { id author { id } } } profile { bio } } } }";
 
@@ -33,4 +36,22 @@ async fn the_nested_users_query_costs_the_same_few_statements_for_5_and_50_users
     eprintln!("SQL statements: N=5 -> {five_statements}, N=50 -> {fifty_statements}");
     assert_eq!(five_statements, fifty_statements);
     assert!(fifty_statements <= 4, "{fifty_statements} statements");
+}
+
+/// The pages of posts of many authors are read from sqlx directly on PostgreSQL, not through
+/// SeaORM: the statement must still be counted.
+async fn a_page_of_users_and_their_pages_of_posts_are_two_statements_each_counted(backend: Backend) {
+    let app = seeded(backend, 5).await;
+
+    let (body, statements) = app
+        .graphql_counting_sql(
+            "{ users(first: 5) { nodes { posts(first: 10) { nodes { title } } } } }",
+            json!({}),
+        )
+        .await;
+
+    assert!(body.get("errors").is_none(), "{body}");
+    let users = body["data"]["users"]["nodes"].as_array().unwrap();
+    assert!(users.iter().all(|u| u["posts"]["nodes"].as_array().unwrap().len() == 10), "{body}");
+    assert_eq!(statements, 2, "one page of users, one of posts for all five");
 }
