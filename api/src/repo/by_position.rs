@@ -15,7 +15,7 @@ use entity::{post, user};
 use futures::TryStreamExt as _;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbErr, EntityTrait, FromQueryResult,
-    QueryResult, RuntimeErr, Select, Statement, TryGetable,
+    QueryResult, QueryTrait as _, RuntimeErr, Select, Statement, TryGetable,
     metric::Info,
     sea_query::Values,
     sqlx::{
@@ -28,7 +28,7 @@ use sea_query_sqlx::SqlxValues;
 use crate::telemetry;
 
 /// A model decoded from its row by column position. Whole rows only (the prefix SeaORM
-/// passes for joined models is not looked at): `all` and `each_raw` are the ways in.
+/// passes for joined models is not looked at): `all_in` is the way in.
 #[repr(transparent)]
 pub(crate) struct ByPosition<M>(M);
 
@@ -139,8 +139,19 @@ fn query_error(error: sqlx::Error) -> DbErr {
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00 UTC.
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// Every row of `select`, decoded by position.
-pub(crate) async fn all<E>(select: Select<E>, db: &impl ConnectionTrait) -> Result<Vec<E::Model>, DbErr>
+/// Every row of `select`, decoded by position, read as [`each_raw`] reads them.
+pub(crate) async fn all<E>(select: Select<E>, db: &DatabaseConnection) -> Result<Vec<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    E::Model: FromColumns,
+{
+    let mut models = Vec::new();
+    each_raw(db, select.build(db.get_database_backend()), |model| models.push(model)).await?;
+    Ok(models)
+}
+
+/// Every row of `select`, decoded by position, through SeaORM: for a transaction.
+pub(crate) async fn all_in<E>(select: Select<E>, db: &impl ConnectionTrait) -> Result<Vec<E::Model>, DbErr>
 where
     E: EntityTrait,
     E::Model: FromColumns,

@@ -33,7 +33,7 @@ pub struct PostChanges {
     pub content: Option<Option<String>>,
 }
 
-pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<Vec<post::Model>> {
+pub async fn find_by_ids(db: &DatabaseConnection, ids: &[Uuid]) -> ApiResult<Vec<post::Model>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -42,7 +42,7 @@ pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<V
 
 /// Up to `page.limit + 1` posts in query order, of one author or of everyone.
 pub async fn page(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     page: &Page<PostKey>,
     author: Option<Uuid>,
 ) -> ApiResult<Vec<post::Model>> {

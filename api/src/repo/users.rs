@@ -4,8 +4,8 @@
 use entity::{post, profile, user};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, EntityTrait, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    TransactionSession as _, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, TransactionSession as _, TransactionTrait,
     sea_query::OnConflict,
 };
 use sea_orm::{ColumnTrait as _, Order};
@@ -42,7 +42,7 @@ pub struct UserChanges {
 }
 
 /// The users with these ids, in no particular order; missing ids are simply absent.
-pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<Vec<user::Model>> {
+pub async fn find_by_ids(db: &DatabaseConnection, ids: &[Uuid]) -> ApiResult<Vec<user::Model>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -50,7 +50,7 @@ pub async fn find_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> ApiResult<V
 }
 
 /// Up to `page.limit + 1` users in query order (see [`crate::pagination::finish_page`]).
-pub async fn page(db: &impl ConnectionTrait, page: &Page<UserKey>) -> ApiResult<Vec<user::Model>> {
+pub async fn page(db: &DatabaseConnection, page: &Page<UserKey>) -> ApiResult<Vec<user::Model>> {
     let (order, after) = match page.direction {
         Direction::Forward => (Order::Asc, true),
         Direction::Backward => (Order::Desc, false),
@@ -160,8 +160,11 @@ pub async fn insert_many_ignoring_existing(
 
 /// The users with these emails.
 pub async fn find_by_emails(db: &impl ConnectionTrait, emails: &[String]) -> ApiResult<Vec<user::Model>> {
-    Ok(by_position::all(user::Entity::find().filter(user::Column::Email.is_in(emails.iter().cloned())), db)
-        .await?)
+    Ok(by_position::all_in(
+        user::Entity::find().filter(user::Column::Email.is_in(emails.iter().cloned())),
+        db,
+    )
+    .await?)
 }
 
 pub(crate) fn no_user(id: Uuid) -> ApiError {
