@@ -6,12 +6,12 @@
 //! be aligned or the block's size is a power of two; otherwise a 24-, 48- or 80-byte
 //! request is over-allocated by its alignment, and its page marked as holding interior
 //! pointers. On q1, one allocation in seven of the 7,100 a request makes went that way
-//! (BENCHMARKS.md, "Allocations asked of mimalloc as plain blocks"). A block `mi_malloc`
-//! gives is aligned as C's `malloc` must be: to 16 bytes (`MI_MAX_ALIGN_SIZE`) from 16 bytes
-//! up, and to its size below that. So a layout aligned to at most 16 and to no more than
-//! its size takes the plain functions, the rule the standard library's own `System`
-//! allocator follows over the C `malloc`; any other layout keeps the aligned ones. Every
-//! block, either way, is freed by `mi_free`.
+//! (BENCHMARKS.md, "Allocations asked of mimalloc as plain blocks, and rows read straight
+//! from sqlx"). A block `mi_malloc` gives is aligned as C's `malloc` must align it: to 16
+//! bytes (`MI_MAX_ALIGN_SIZE`) from 16 bytes up, and to 8 below. So a layout aligned to at
+//! most 16 and to no more than its size takes the plain functions, the rule the standard
+//! library's own `System` allocator follows over C's `malloc`; any other layout keeps the
+//! aligned ones. Every block, either way, is freed by `mi_free`.
 
 use std::{
     alloc::{GlobalAlloc, Layout},

@@ -289,7 +289,7 @@ async fn answer(schema: &ItemSchema, query: &str) -> String {
     serde_json::to_string(&schema.execute(query).await).expect("a response serialises")
 }
 
-const SHAPES: [&str; 10] = [
+const SHAPES: [&str; 12] = [
     "{ item { id secret } }",
     "{ item { ...F } } fragment F on Item { __typename secret id }",
     "{ item { ... on Item { hidden: secret } ... { id } } }",
@@ -300,6 +300,8 @@ const SHAPES: [&str; 10] = [
     "{ item { id next { id } ... on Item { next { later } } next { __typename } } }",
     "{ items { shade ... on Item { s: shade } vault { code } } }",
     "{ items { doubled plus(by: 10) hidden broken ...D } } fragment D on Item { d: doubled }",
+    "{ item { id doubled shade __typename } items { id oldId next { id doubled } } }",
+    "{ items { id doubled later shade s: later ... on Item { id d: doubled } } }",
 ];
 
 #[tokio::test]
@@ -312,6 +314,35 @@ async fn a_guard_holds_however_its_field_is_selected() {
         assert!(!body.contains("secret 1"), "{query}: {body}");
         assert!(body.contains("refused by the guard"), "{query}: {body}");
     }
+}
+
+#[tokio::test]
+async fn an_object_whose_fields_are_all_known_at_once_is_answered_whole_wherever_it_stands() {
+    let schema = schema(None);
+
+    let whole = answer(&schema, SHAPES[10]).await;
+    let mixed = answer(&schema, SHAPES[11]).await;
+    let skipped =
+        answer(&schema, "{ item { id @skip(if: true) } other: item { doubled @include(if: false) } }").await;
+
+    assert_eq!(
+        whole,
+        concat!(
+            r#"{"data":{"item":{"id":1,"doubled":2,"shade":"LIGHT","__typename":"Item"},"items":["#,
+            r#"{"id":1,"oldId":1,"next":{"id":2,"doubled":4}},{"id":2,"oldId":2,"next":{"id":3,"doubled":6}},"#,
+            r#"{"id":3,"oldId":3,"next":null}]}}"#
+        )
+    );
+    // Fields known at once before and after one that waits keep their places.
+    assert_eq!(
+        mixed,
+        concat!(
+            r#"{"data":{"items":[{"id":1,"doubled":2,"later":101,"shade":"LIGHT","s":101,"d":2},"#,
+            r#"{"id":2,"doubled":4,"later":102,"shade":"DARK","s":102,"d":4},"#,
+            r#"{"id":3,"doubled":6,"later":103,"shade":"LIGHT","s":103,"d":6}]}}"#
+        )
+    );
+    assert_eq!(skipped, r#"{"data":{"item":{},"other":{}}}"#);
 }
 
 #[tokio::test]

@@ -162,10 +162,31 @@ impl<T: ContainerType, E: Into<Error> + Send + Sync + Clone> ContainerType for R
     }
 }
 
-/// An object's value, resolving. Boxed by both paths, so that the future of every field
-/// whose value is an object holds a pointer rather than the object's own state: a field
-/// that waits keeps its future allocated, and objects by the hundred wait on one batch.
-type ObjectFuture<'a> = Pin<Box<dyn Future<Output = ServerResult<Value>> + Send + 'a>>;
+/// An object's value, resolving: already answered when every field of it was known at once
+/// (an author's `id` and `email`), and otherwise boxed by both paths, so that the future of
+/// every field whose value is an object holds a pointer rather than the object's own
+/// state: a field that waits keeps its future allocated, and objects by the hundred wait
+/// on one batch.
+pub enum ObjectFuture<'a> {
+    /// Every field was known at once: the value, until it is taken.
+    Answered(Option<ServerResult<Value>>),
+    /// A field waits, or the object goes through the per-field path.
+    Resolving(Pin<Box<dyn Future<Output = ServerResult<Value>> + Send + 'a>>),
+}
+
+impl Future for ObjectFuture<'_> {
+    type Output = ServerResult<Value>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            ObjectFuture::Answered(value) => {
+                Poll::Ready(value.take().expect("an answered object is polled once"))
+            }
+            ObjectFuture::Resolving(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// Resolve an container by executing each of the fields concurrently.
 pub fn resolve_container<'a, T: ContainerType + ?Sized>(
@@ -196,7 +217,7 @@ fn resolve_container_boxed<'a, T: ContainerType + ?Sized>(
     parallel: bool,
 ) -> ObjectFuture<'a> {
     let ctx = ctx.clone();
-    Box::pin(async move { resolve_container_inner(&ctx, root, parallel).await })
+    ObjectFuture::Resolving(Box::pin(async move { resolve_container_inner(&ctx, root, parallel).await }))
 }
 
 /// The fields an object's selection selects, or `None` when the object must go through
@@ -349,16 +370,30 @@ impl<'a> Iterator for SelectedFields<'a> {
 /// start and a field is polled again only when it is woken. Most objects have at most one
 /// field that waits (a page of posts, an author not at hand), so most never make the set.
 /// Values, order and errors are those of [`try_resolve_container`]. Boxed, so that an
-/// object met again below itself (a post's author's posts) has a finite type.
+/// object met again below itself (a post's author's posts) has a finite type; but the
+/// fields known at once ([`value_now`]) up to the first that is not are answered before
+/// the future is made, so an object whose fields all are needs none.
 fn resolve_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
     mut fields: SelectedFields<'a>,
     parallel: bool,
 ) -> ObjectFuture<'a> {
+    let mut results = ObjectMap::with_capacity(fields.size);
+    // Fields taken from `fields` so far, to size `later` below once.
+    let mut taken = 0;
+    let first = loop {
+        let Some(field) = fields.next() else {
+            return ObjectFuture::Answered(Some(Ok(Value::Object(results))));
+        };
+        taken += 1;
+        match value_now(ctx, root, field) {
+            Some(value) => insert_value(&mut results, field.node.response_key().node.clone(), value),
+            None => break field,
+        }
+    };
     let ctx = ctx.clone();
-    Box::pin(async move {
-        let mut results = ObjectMap::with_capacity(fields.size);
+    ObjectFuture::Resolving(Box::pin(async move {
         // Boxed: this future stays allocated while a field waits, and an error is rare.
         let mut propagated: Option<Box<ServerError>> = None;
         let mut record = |field: &Positioned<Field>, outcome: ServerResult<Value>| match outcome {
@@ -380,8 +415,8 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
             // From the field that waited first (in the slot) on, each field and, once it
             // has finished, its outcome.
             let mut later: Vec<(&Positioned<Field>, Option<ServerResult<Value>>)> = Vec::new();
-            // Fields taken from `fields` so far, to size `later` once.
-            let mut taken = 0;
+            // The field found not known at once above, resolved first.
+            let mut first = Some(first);
             // The fields after it, each polled only when it is woken; made only when there
             // are any (an empty set allocates).
             let mut boxed = None;
@@ -390,14 +425,20 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                 let mut slot_polled = false;
                 if later.is_empty() {
                     while slot.is_none() {
-                        let Some(field) = fields.next() else {
-                            return Poll::Ready(());
+                        let field = match first.take() {
+                            Some(field) => field,
+                            None => {
+                                let Some(field) = fields.next() else {
+                                    return Poll::Ready(());
+                                };
+                                taken += 1;
+                                if let Some(value) = value_now(&ctx, root, field) {
+                                    record(field, Ok(value));
+                                    continue;
+                                }
+                                field
+                            }
                         };
-                        taken += 1;
-                        if let Some(value) = value_now(&ctx, root, field) {
-                            record(field, Ok(value));
-                            continue;
-                        }
                         slot.set(Some(resolve(field)));
                         let running = slot.as_mut().as_pin_mut().expect("the slot holds a field");
                         match running.poll(cx) {
@@ -455,14 +496,17 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
                 record(field, outcome.expect("every field has finished"));
             }
         } else {
-            for field in fields {
-                // Serial execution (mutations) stops at a non-null field's error.
-                let outcome = match value_now(&ctx, root, field) {
-                    Some(value) => Ok(value),
-                    None => resolve_field_in_place(&ctx, root, field).await,
-                };
-                if !record(field, outcome) {
-                    break;
+            // Serial execution (mutations) stops at a non-null field's error.
+            let outcome = resolve_field_in_place(&ctx, root, first).await;
+            if record(first, outcome) {
+                for field in fields {
+                    let outcome = match value_now(&ctx, root, field) {
+                        Some(value) => Ok(value),
+                        None => resolve_field_in_place(&ctx, root, field).await,
+                    };
+                    if !record(field, outcome) {
+                        break;
+                    }
                 }
             }
         }
@@ -470,7 +514,7 @@ fn resolve_in_place<'a, T: ContainerType + ?Sized>(
             Some(err) => Err(*err),
             None => Ok(Value::Object(results)),
         }
-    })
+    }))
 }
 
 /// An empty slot for the futures `resolve` makes (which cannot be named).
