@@ -184,8 +184,12 @@ pub(crate) async fn each_raw<M: FromColumns>(
     let values = statement.values.clone().unwrap_or(Values(Vec::new()));
     let started = Instant::now();
     let outcome = async {
+        // A connection of its own rather than the pool as the executor: the pool's stream
+        // would hand each row over through one more stream of sqlx's own (a mutex locked
+        // twice more for every row).
+        let mut connection = db.get_postgres_connection_pool().acquire().await.map_err(query_error)?;
         let query = sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values));
-        let mut rows = query.fetch(db.get_postgres_connection_pool());
+        let mut rows = query.fetch(&mut *connection);
         while let Some(row) = rows.try_next().await.map_err(query_error)? {
             each(M::from_columns(&row)?);
         }
