@@ -168,8 +168,8 @@ where
 /// and timed in the metrics as SeaORM counts its own. Through SeaORM, its rows were
 /// collected into one vector, converted into SeaORM's rows in another, and decoded into a
 /// third, each row moved through every layer's future on the way: for q1's 550 users and
-/// posts, 2% of the request's instructions (BENCHMARKS.md, "Allocations asked of mimalloc as
-/// plain blocks, and rows read straight from sqlx").
+/// posts, about 5% of the request's instructions (BENCHMARKS.md, "Allocations asked of
+/// mimalloc as plain blocks, and rows read straight from sqlx").
 pub(crate) async fn each_raw<M: FromColumns>(
     db: &DatabaseConnection,
     statement: Statement,
