@@ -18,6 +18,7 @@ use crate::helpers::{Backend, TestApp, id_at, spawn_app};
 crate::backend_tests!(
     fragments_typename_and_aliases_answer_byte_for_byte_as_fields_written_out,
     keys_come_in_the_order_the_selection_asks_for,
+    a_post_s_author_answers_the_same_reached_through_them_or_looked_up,
 );
 
 /// The raw body of a POST, as the client reads it.
@@ -101,6 +102,37 @@ async fn fragments_typename_and_aliases_answer_byte_for_byte_as_fields_written_o
     assert_eq!(body["data"]["posts"]["nodes"].as_array().expect("posts").len(), 3);
 }
 
+async fn a_post_s_author_answers_the_same_reached_through_them_or_looked_up(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.create_user("ada@example.com").await;
+    app.create_post(ada, "first").await;
+    app.create_post(ada, "second").await;
+    let author = "author { __typename id email ...Name posts(first: 1) { nodes { title } } }";
+    let name = "fragment Name on User { name }";
+
+    // Under the user, each post's author is at hand; its own posts still wait for a load.
+    let through_them = raw(
+        &app,
+        &format!("{{ users(first: 1) {{ nodes {{ posts(first: 2) {{ nodes {{ {author} }} }} }} }} }} {name}"),
+    )
+    .await;
+    let looked_up = raw(&app, &format!("{{ posts(first: 2) {{ nodes {{ {author} }} }} }} {name}")).await;
+
+    let through_them: serde_json::Value = serde_json::from_str(&through_them).expect("JSON");
+    let looked_up: serde_json::Value = serde_json::from_str(&looked_up).expect("JSON");
+    assert!(
+        through_them.get("errors").is_none() && looked_up.get("errors").is_none(),
+        "{through_them} {looked_up}"
+    );
+    let posts = &through_them["data"]["users"]["nodes"][0]["posts"]["nodes"];
+    assert_eq!(posts.as_array().map(Vec::len), Some(2), "{through_them}");
+    assert_eq!(posts, &looked_up["data"]["posts"]["nodes"], "{through_them}");
+    assert_eq!(
+        posts[1]["author"],
+        json!({ "__typename": "User", "id": ada, "email": "ada@example.com", "name": null, "posts": { "nodes": [{ "title": "second" }] } })
+    );
+}
+
 async fn keys_come_in_the_order_the_selection_asks_for(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = app.create_user("ada@example.com").await;
@@ -143,6 +175,14 @@ struct Item {
     old_id: i32,
     shade: Shade,
     vault: Option<Vault>,
+    /// Objects the item holds, answered where they stand when their fields are.
+    parts: Vec<Part>,
+}
+
+#[derive(SimpleObject)]
+struct Part {
+    n: i32,
+    label: String,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +255,20 @@ impl Item {
         ctx.data_unchecked::<Arc<Calls>>().0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(Vault { code: self.id })
     }
+
+    /// The item after this one: at hand for odd ids (`after_at_hand`), as a post's author
+    /// is when the post was reached through them, and looked up, a turn later, for even ones.
+    #[graphql(known = "Self::after_at_hand")]
+    async fn after(&self) -> Option<Item> {
+        tokio::task::yield_now().await;
+        (self.id < 3).then(|| item(self.id + 1))
+    }
+}
+
+impl Item {
+    fn after_at_hand(&self) -> Option<Option<Item>> {
+        (self.id % 2 == 1).then(|| (self.id < 3).then(|| item(self.id + 1)))
+    }
 }
 
 /// How many times a resolver ran in a request.
@@ -223,7 +277,15 @@ struct Calls(std::sync::atomic::AtomicUsize);
 
 fn item(id: i32) -> Item {
     let shade = if id % 2 == 0 { Shade::Dark } else { Shade::Light };
-    Item { id, secret: Some(format!("secret {id}")), old_id: id, shade, vault: Some(Vault { code: id }) }
+    let parts = (1..=2).map(|n| Part { n: id * 10 + n, label: format!("part {n}") }).collect();
+    Item {
+        id,
+        secret: Some(format!("secret {id}")),
+        old_id: id,
+        shade,
+        vault: Some(Vault { code: id }),
+        parts,
+    }
 }
 
 struct Query;
@@ -289,7 +351,7 @@ async fn answer(schema: &ItemSchema, query: &str) -> String {
     serde_json::to_string(&schema.execute(query).await).expect("a response serialises")
 }
 
-const SHAPES: [&str; 12] = [
+const SHAPES: [&str; 15] = [
     "{ item { id secret } }",
     "{ item { ...F } } fragment F on Item { __typename secret id }",
     "{ item { ... on Item { hidden: secret } ... { id } } }",
@@ -302,6 +364,10 @@ const SHAPES: [&str; 12] = [
     "{ items { doubled plus(by: 10) hidden broken ...D } } fragment D on Item { d: doubled }",
     "{ item { id doubled shade __typename } items { id oldId next { id doubled } } }",
     "{ items { id doubled later shade s: later ... on Item { id d: doubled } } }",
+    "{ items { id after { id doubled } } }",
+    "{ item { after { id later } parts { n label } } items { parts { n ...P } after { after { id shade } } } }
+     fragment P on Part { label __typename }",
+    "{ items { after { vault { code } parts { n } } } }",
 ];
 
 #[tokio::test]
@@ -343,6 +409,22 @@ async fn an_object_whose_fields_are_all_known_at_once_is_answered_whole_wherever
         )
     );
     assert_eq!(skipped, r#"{"data":{"item":{},"other":{}}}"#);
+}
+
+#[tokio::test]
+async fn a_field_whose_value_is_at_hand_is_answered_with_it_and_waits_when_its_selection_does() {
+    let schema = schema(None);
+
+    let at_hand = answer(&schema, SHAPES[12]).await;
+    let waiting = answer(&schema, "{ item { after { id later } } }").await;
+
+    // Item 1's next is at hand, item 2's is looked up, item 3 has none: the list is answered
+    // where it stands up to item 2 and resolved from there, in order.
+    assert_eq!(
+        at_hand,
+        r#"{"data":{"items":[{"id":1,"after":{"id":2,"doubled":4}},{"id":2,"after":{"id":3,"doubled":6}},{"id":3,"after":null}]}}"#
+    );
+    assert_eq!(waiting, r#"{"data":{"item":{"after":{"id":2,"later":102}}}}"#);
 }
 
 #[tokio::test]

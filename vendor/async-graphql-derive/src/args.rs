@@ -1015,6 +1015,10 @@ pub struct ComplexObjectField {
     pub tags: Vec<String>,
     pub override_from: Option<String>,
     pub guard: Option<Expr>,
+    /// A function of the object, `fn(&Self) -> Option<V>` without effects, giving the
+    /// field's value (`V` holding the field's type) when it is known without waiting, so
+    /// that the field can be answered where it is met (`ComplexObject::resolve_field_now`).
+    pub known: Option<Expr>,
     pub visible: Option<Visible>,
     pub complexity: Option<Expr>,
     #[darling(multiple)]

@@ -421,6 +421,11 @@ pub fn generate(
                 OutputType::Value(inner_ty) => Some(quote!(#inner_ty)),
                 OutputType::Result(_) => None,
             };
+            // The type a `known` function's value is checked against, whether or not the
+            // resolver can fail.
+            let known_ty = match &ty {
+                OutputType::Value(inner_ty) | OutputType::Result(inner_ty) => quote!(#inner_ty),
+            };
             if let OutputType::Value(inner_ty) = &ty {
                 let block = &method.block;
                 let new_block = match is_async {
@@ -472,6 +477,29 @@ pub fn generate(
                         if let ::std::result::Result::Ok(value) = self.#field_ident(ctx) {
                             return #crate_name::OutputType::resolve_now(&value);
                         }
+                    }
+                });
+            }
+
+            // A resolver that says how its value is known without waiting (`known`): that
+            // value, when the function gives one and its selection is known at once too.
+            if let Some(known) = &method_args.known {
+                if guard.is_some() || !args.is_empty() {
+                    return Err(Error::new_spanned(
+                        &method.sig,
+                        "`known` is for a field without arguments or a guard",
+                    )
+                    .into());
+                }
+                resolvers_now.push(quote! {
+                    #(#cfg_attrs)*
+                    if ctx.item.node.name.node == #field_name {
+                        if let ::std::option::Option::Some(value) = (#known)(self) {
+                            let value: &#known_ty = &value;
+                            let ctx_obj = ctx.with_selection_set(&ctx.item.node.selection_set);
+                            return #crate_name::OutputType::resolve_now_in(value, &ctx_obj, ctx.item);
+                        }
+                        return ::std::option::Option::None;
                     }
                 });
             }

@@ -298,9 +298,16 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
         };
 
         if !field.flatten && guard.is_none() && derived.is_none() {
+            // A scalar or an enum by its value alone; an object or a list of them when
+            // every field its selection selects is known at once.
             resolvers_now.push(quote! {
                 if field.node.name.node == #field_name {
-                    return #crate_name::OutputType::resolve_now(&self.#base_ident);
+                    if <#ty as #crate_name::OutputType>::RESOLVES_NOW {
+                        return #crate_name::OutputType::resolve_now(&self.#base_ident);
+                    }
+                    let ctx_field = ctx.with_field(field);
+                    let ctx_obj = ctx_field.with_selection_set(&field.node.selection_set);
+                    return #crate_name::OutputType::resolve_now_in(&self.#base_ident, &ctx_obj, field);
                 }
             });
         }
@@ -480,6 +487,11 @@ pub fn generate(object_args: &args::SimpleObject) -> GeneratorResult<TokenStream
 
                 async fn resolve(&self, ctx: &#crate_name::ContextSelectionSet<'_>, _field: &#crate_name::Positioned<#crate_name::parser::types::Field>) -> #crate_name::ServerResult<#crate_name::Value> {
                     #resolve_container
+                }
+
+                #[inline]
+                fn resolve_now_in(&self, ctx: &#crate_name::ContextSelectionSet<'_>, _field: &#crate_name::Positioned<#crate_name::parser::types::Field>) -> ::std::option::Option<#crate_name::Value> {
+                    #crate_name::resolver_utils::resolve_container_now(ctx, self)
                 }
             }
 

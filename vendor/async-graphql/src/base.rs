@@ -117,6 +117,18 @@ pub trait OutputType: Send + Sync {
     fn resolve_now(&self) -> Option<Value> {
         None
     }
+
+    /// The value of `field`, which holds `self` and selects in `ctx`, when it is known
+    /// without waiting: [`OutputType::resolve_now`]'s for a scalar or an enum, and for an
+    /// object (the `SimpleObject` derive writes it) or a list of them, the value when
+    /// every field selected is known at once. `None`, the default, sends the field through
+    /// [`OutputType::resolve`], which answers the same value. Nothing it runs has an
+    /// effect, so a `None` after part of the work costs only that work.
+    #[doc(hidden)]
+    #[inline]
+    fn resolve_now_in(&self, _ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> Option<Value> {
+        self.resolve_now()
+    }
 }
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
@@ -134,6 +146,11 @@ impl<T: OutputType + ?Sized> OutputType for &T {
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
         T::resolve_now(*self)
+    }
+
+    #[inline]
+    fn resolve_now_in(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        T::resolve_now_in(*self, ctx, field)
     }
 
     #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -206,6 +223,11 @@ impl<T: OutputType + ?Sized> OutputType for Box<T> {
         T::resolve_now(self.as_ref())
     }
 
+    #[inline]
+    fn resolve_now_in(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        T::resolve_now_in(self.as_ref(), ctx, field)
+    }
+
     #[cfg(feature = "boxed-trait")]
     async fn resolve(
         &self,
@@ -267,6 +289,11 @@ impl<T: OutputType + ?Sized> OutputType for Arc<T> {
     #[inline]
     fn resolve_now(&self) -> Option<Value> {
         T::resolve_now(&**self)
+    }
+
+    #[inline]
+    fn resolve_now_in(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        T::resolve_now_in(&**self, ctx, field)
     }
 
     #[allow(clippy::trivially_copy_pass_by_ref)]

@@ -210,6 +210,22 @@ pub fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
     }
 }
 
+/// The object's value when every field it selects is known at once ([`value_now`]: a
+/// scalar or an enum it holds, `__typename`, or an object or a list of objects answered
+/// so in turn), as [`resolve_container`] would answer it; `None` when a field waits or
+/// the object goes through the per-field path. The fields answered before one that waits
+/// are answered again by `resolve_container`: they have no effect, and most objects that
+/// wait do so at their first field that is not a scalar.
+pub fn resolve_container_now<T: ContainerType + ?Sized>(ctx: &ContextSelectionSet<'_>, root: &T) -> Option<Value> {
+    let fields = fields_in_place(ctx, root)?;
+    let mut results = ObjectMap::with_capacity(fields.size);
+    for field in fields {
+        let value = value_now(ctx, root, field)?;
+        insert_value(&mut results, field.node.response_key().node.clone(), value);
+    }
+    Some(Value::Object(results))
+}
+
 /// The per-field path ([`Fields`]) of [`resolve_container`], boxed.
 fn resolve_container_boxed<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
@@ -226,7 +242,7 @@ fn resolve_container_boxed<'a, T: ContainerType + ?Sized>(
 /// collects the fields), or when a fragment is unknown (which [`Fields`] reports).
 fn fields_in_place<'a, T: ContainerType + ?Sized>(
     ctx: &ContextSelectionSet<'a>,
-    root: &'a T,
+    root: &T,
 ) -> Option<SelectedFields<'a>> {
     if !ctx.query_env.extensions.is_empty() || !ctx.schema_env.custom_directives.is_empty() {
         return None;

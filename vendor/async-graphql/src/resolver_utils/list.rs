@@ -47,8 +47,24 @@ pub async fn resolve_list<'a, T: OutputType + 'a>(
             futures_util::future::try_join_all(futures).await?,
         ))
     } else {
-        let mut futures = len.map(Vec::with_capacity).unwrap_or_default();
-        for (idx, item) in iter.into_iter().enumerate() {
+        // The items known at once ([`OutputType::resolve_now_in`]) are answered where they
+        // stand, up to the first that is not: from it on, each item gets a future.
+        let mut values = len.map(Vec::with_capacity).unwrap_or_default();
+        let mut items = iter.into_iter().enumerate();
+        let Some(waiting) = items
+            .by_ref()
+            .find_map(|(idx, item)| match item.resolve_now_in(&ctx.with_index(idx), field) {
+                Some(value) => {
+                    values.push(value);
+                    None
+                }
+                None => Some((idx, item)),
+            })
+        else {
+            return Ok(Value::List(values));
+        };
+        let mut futures = len.map(|len| Vec::with_capacity(len - values.len())).unwrap_or_default();
+        for (idx, item) in std::iter::once(waiting).chain(items) {
             let ctx_idx = ctx.with_index(idx);
             futures.push(async move {
                 OutputType::resolve(&item, &ctx_idx, field)
@@ -56,8 +72,26 @@ pub async fn resolve_list<'a, T: OutputType + 'a>(
                     .map_err(|err| ctx_idx.set_error_path(err))
             });
         }
-        Ok(Value::List(
-            futures_util::future::try_join_all(futures).await?,
-        ))
+        values.extend(futures_util::future::try_join_all(futures).await?);
+        Ok(Value::List(values))
     }
+}
+
+/// A list's value when every item is known at once ([`OutputType::resolve_now_in`]), as
+/// [`resolve_list`] would answer it; `None` when an item waits, or when extensions are
+/// registered (they see each item resolved).
+pub fn resolve_list_now<'a, T: OutputType + 'a>(
+    ctx: &ContextSelectionSet<'a>,
+    field: &Positioned<Field>,
+    iter: impl IntoIterator<Item = T>,
+    len: Option<usize>,
+) -> Option<Value> {
+    if !ctx.query_env.extensions.is_empty() {
+        return None;
+    }
+    let mut values = len.map(Vec::with_capacity).unwrap_or_default();
+    for (idx, item) in iter.into_iter().enumerate() {
+        values.push(item.resolve_now_in(&ctx.with_index(idx), field)?);
+    }
+    Some(Value::List(values))
 }

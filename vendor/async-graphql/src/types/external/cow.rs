@@ -32,6 +32,11 @@ where
     fn resolve_now(&self) -> Option<Value> {
         self.as_ref().resolve_now()
     }
+
+    #[inline]
+    fn resolve_now_in(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        self.as_ref().resolve_now_in(ctx, field)
+    }
 }
 
 #[cfg(test)]

@@ -87,6 +87,14 @@ impl<T: OutputType + Sync> OutputType for Option<T> {
             None => Some(Value::Null),
         }
     }
+
+    #[inline]
+    fn resolve_now_in(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        match self {
+            Some(inner) => inner.resolve_now_in(ctx, field),
+            None => Some(Value::Null),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@ use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     ContextSelectionSet, InputType, InputValueError, InputValueResult, OutputType, Positioned,
-    ServerResult, Value, parser::types::Field, registry, resolver_utils::resolve_list,
+    ServerResult, Value, parser::types::Field, registry, resolver_utils::{resolve_list, resolve_list_now},
 };
 
 #[cfg_attr(feature = "boxed-trait", async_trait::async_trait)]
@@ -26,6 +26,11 @@ impl<'a, T: OutputType + 'a> OutputType for &'a [T] {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         resolve_list(ctx, field, self.iter(), Some(self.len())).await
+    }
+
+    #[inline]
+    fn resolve_now_in(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        resolve_list_now(ctx, field, self.iter(), Some(self.len()))
     }
 }
 

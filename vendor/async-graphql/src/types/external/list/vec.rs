@@ -2,7 +2,7 @@ use std::borrow::Cow;
 
 use crate::{
     ContextSelectionSet, InputType, InputValueError, InputValueResult, OutputType, Positioned,
-    Result, ServerResult, Value, parser::types::Field, registry, resolver_utils::resolve_list,
+    Result, ServerResult, Value, parser::types::Field, registry, resolver_utils::{resolve_list, resolve_list_now},
 };
 
 impl<T: InputType> InputType for Vec<T> {
@@ -64,5 +64,10 @@ impl<T: OutputType> OutputType for Vec<T> {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         resolve_list(ctx, field, self, Some(self.len())).await
+    }
+
+    #[inline]
+    fn resolve_now_in(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        resolve_list_now(ctx, field, self, Some(self.len()))
     }
 }
