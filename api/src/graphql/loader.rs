@@ -36,7 +36,7 @@ use crate::{
     cache::UserCache,
     error::ApiError,
     pagination::{Page, PostKey, finish_page},
-    repo,
+    repo::{self, posts::PostColumns},
 };
 
 /// One request's loaders, each made when the request first asks for it: most requests use
@@ -318,18 +318,21 @@ impl Loader<Uuid> for ProfileLoader {
     }
 }
 
-/// One page of an author's posts: the key is the author and the page asked for.
+/// One page of an author's posts: the key is the author, the page asked for and the
+/// columns its selection shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AuthorPage {
     pub author: Uuid,
     pub page: Page<PostKey>,
+    pub columns: PostColumns,
 }
 
-/// A page of posts in list order, and whether more lie beyond it.
-#[derive(Debug, Clone, Default)]
+/// A page of posts in list order, whether more lie beyond it, and the columns read.
+#[derive(Debug, Clone)]
 pub struct PostPage {
     pub posts: Vec<post::Model>,
     pub more: bool,
+    pub columns: PostColumns,
 }
 
 /// Pages of posts for many authors: one statement ([`repo::posts::page_per_author`]) per
@@ -344,23 +347,52 @@ impl Loader<AuthorPage> for AuthorPostsLoader {
     type Error = ApiError;
 
     async fn load(&self, keys: &[AuthorPage]) -> Result<LoadedMap<AuthorPage, Arc<PostPage>>, ApiError> {
-        let mut authors_by_page: KeyedMap<&Page<PostKey>, Vec<Uuid>> = KeyedMap::default();
+        let mut by_page: KeyedMap<&Page<PostKey>, Authors> = KeyedMap::default();
         for key in keys {
             // Room for every key at once: siblings normally ask for one page.
-            let authors = authors_by_page.entry(&key.page).or_insert_with(|| Vec::with_capacity(keys.len()));
-            authors.push(key.author);
+            let authors = by_page.entry(&key.page).or_insert_with(|| Authors {
+                ids: Vec::with_capacity(keys.len()),
+                columns: key.columns,
+                mixed: false,
+            });
+            authors.ids.push(key.author);
+            if key.columns != authors.columns {
+                // One statement reads every column for all of them.
+                authors.mixed = true;
+                authors.columns = PostColumns::All;
+            }
         }
         let mut pages = LoadedMap::with_capacity_and_hasher(keys.len(), Default::default());
-        for (page, authors) in authors_by_page {
-            let mut rows = repo::posts::page_per_author(&self.db, &authors, page).await?;
-            for author in authors {
+        for (page, mut authors) in by_page {
+            if authors.mixed {
+                // An author asked for with and without details is read once.
+                authors.ids.sort_unstable();
+                authors.ids.dedup();
+            }
+            let columns = authors.columns;
+            let mut rows = repo::posts::page_per_author(&self.db, &authors.ids, page, columns).await?;
+            for author in authors.ids {
                 let (posts, more) =
                     finish_page(page.direction, page.limit, rows.remove(&author).unwrap_or_default());
-                pages.insert(AuthorPage { author, page: *page }, Arc::new(PostPage { posts, more }));
+                let found = Arc::new(PostPage { posts, more, columns });
+                if authors.mixed {
+                    // Every column was read: it answers the key without details too.
+                    let without = AuthorPage { author, page: *page, columns: PostColumns::WithoutDetails };
+                    pages.insert(without, found.clone());
+                }
+                pages.insert(AuthorPage { author, page: *page, columns }, found);
             }
         }
         Ok(pages)
     }
+}
+
+/// The authors a batch asks one page of posts for, and the columns read for them.
+struct Authors {
+    ids: Vec<Uuid>,
+    columns: PostColumns,
+    /// Whether some asked with details and some without.
+    mixed: bool,
 }
 
 /// How many posts each author has, for `User.posts { totalCount }`.

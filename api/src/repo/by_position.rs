@@ -50,6 +50,25 @@ impl FromColumns for post::Model {
     }
 }
 
+/// A post read without its details ([`crate::repo::posts::PostColumns::WithoutDetails`]):
+/// id, title, author and creation, in that order; `content` is `None` and `updated_at` is
+/// `created_at`, neither having been read.
+pub(crate) struct PostSummary(pub post::Model);
+
+impl FromColumns for PostSummary {
+    fn from_columns(row: &impl Columns) -> Result<Self, DbErr> {
+        let created_at = row.timestamp(3)?;
+        Ok(PostSummary(post::Model {
+            id: row.value(0)?,
+            title: row.value(1)?,
+            content: None,
+            author_id: row.value(2)?,
+            created_at,
+            updated_at: created_at,
+        }))
+    }
+}
+
 impl FromColumns for user::Model {
     fn from_columns(row: &impl Columns) -> Result<Self, DbErr> {
         Ok(user::Model {
@@ -218,6 +237,14 @@ mod tests {
     fn a_post_is_decoded_in_the_order_its_entity_selects_its_columns() {
         let selected = names(post::Column::iter());
         assert_eq!(selected, ["id", "title", "content", "author_id", "created_at", "updated_at"]);
+    }
+
+    #[test]
+    fn a_post_without_details_is_decoded_in_the_order_its_columns_are_selected() {
+        let selected = names(crate::repo::posts::PostColumns::WithoutDetails.selected().into_iter());
+        assert_eq!(selected, ["id", "title", "author_id", "created_at"]);
+        let all = names(crate::repo::posts::PostColumns::All.selected().into_iter());
+        assert_eq!(all, names(post::Column::iter()));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use api::{
     pagination::Page,
     repo::{
         self,
+        posts::PostColumns,
         users::{NewProfile, NewUser},
     },
 };
@@ -60,7 +61,8 @@ async fn a_user_is_found_with_their_posts_newest_first(backend: Backend) {
     }
 
     let users = repo::users::find_by_ids(&db, &[ada.id]).await.unwrap();
-    let mut per_author = repo::posts::page_per_author(&db, &[ada.id], &Page::first(10)).await.unwrap();
+    let mut per_author =
+        repo::posts::page_per_author(&db, &[ada.id], &Page::first(10), PostColumns::All).await.unwrap();
     let paged = repo::posts::page(&db, &Page::first(10), Some(ada.id)).await.unwrap();
 
     let titles = |posts: &[entity::post::Model]| posts.iter().map(|p| p.title.clone()).collect::<Vec<_>>();
@@ -93,7 +95,12 @@ async fn every_read_of_users_and_posts_gives_back_each_field_as_written(backend:
     let mut posts_by_id = repo::posts::find_by_ids(&db, &[written[0].id, written[1].id]).await.unwrap();
     posts_by_id.sort_by_key(|post| std::cmp::Reverse((post.created_at, post.id)));
     let posts_page = repo::posts::page(&db, &Page::first(10), None).await.unwrap();
-    let mut per_author = repo::posts::page_per_author(&db, &[ada.id], &Page::first(10)).await.unwrap();
+    let mut per_author =
+        repo::posts::page_per_author(&db, &[ada.id], &Page::first(10), PostColumns::All).await.unwrap();
+    let mut without_details =
+        repo::posts::page_per_author(&db, &[ada.id], &Page::first(10), PostColumns::WithoutDetails)
+            .await
+            .unwrap();
 
     assert_eq!(ada.name.as_deref(), Some("Ada"));
     assert_ne!(ada.created_at, ada.updated_at);
@@ -104,6 +111,12 @@ async fn every_read_of_users_and_posts_gives_back_each_field_as_written(backend:
     for posts in [posts_by_id, posts_page, per_author.remove(&ada.id).expect("ada has posts")] {
         assert_eq!(posts, written);
     }
+    // Without details: every field but the content and the last change, which were not read.
+    let summaries: Vec<_> = written
+        .iter()
+        .map(|post| entity::post::Model { content: None, updated_at: post.created_at, ..post.clone() })
+        .collect();
+    assert_eq!(without_details.remove(&ada.id).expect("ada has posts"), summaries);
 }
 
 // PostgreSQL counts a timestamp in microseconds from 2000-01-01, which the reads decode
@@ -163,7 +176,7 @@ async fn pages_of_posts_read_from_a_closed_pool_are_unavailable_not_internal(bac
             .unwrap();
     db.close_by_ref().await.unwrap();
 
-    let result = repo::posts::page_per_author(&db, &[ada.id], &Page::first(10)).await;
+    let result = repo::posts::page_per_author(&db, &[ada.id], &Page::first(10), PostColumns::All).await;
 
     assert!(matches!(result, Err(ApiError::Unavailable)), "{:?}", result.map(|_| ()));
 }

@@ -9,6 +9,7 @@ use crate::helpers::{Backend, TestApp, spawn_app_with};
 crate::backend_tests!(
     the_nested_users_query_costs_the_same_few_statements_for_5_and_50_users,
     a_page_of_users_and_their_pages_of_posts_are_two_statements_each_counted,
+    pages_of_posts_with_and_without_details_are_one_statement_and_each_answers_its_selection,
 );
 
 const NESTED: &str = "query($n: Int!) { users(first: $n) { nodes { id posts(first: 10) { nodes { id author { id } } } profile { bio } } } }";
@@ -54,4 +55,54 @@ async fn a_page_of_users_and_their_pages_of_posts_are_two_statements_each_counte
     let users = body["data"]["users"]["nodes"].as_array().unwrap();
     assert!(users.iter().all(|u| u["posts"]["nodes"].as_array().unwrap().len() == 10), "{body}");
     assert_eq!(statements, 2, "one page of users, one of posts for all five");
+}
+
+/// A page of posts whose selection shows neither `content` nor `updatedAt` is read without
+/// them; one that shows either, by any path, with them; both in one request, once.
+async fn pages_of_posts_with_and_without_details_are_one_statement_and_each_answers_its_selection(
+    backend: Backend,
+) {
+    let app = seeded(backend, 3).await;
+    let mixed = "{ users(first: 3) { nodes { plain: posts(first: 2) { nodes { id title createdAt } }
+                   detailed: posts(first: 2) { edges { node { ...D } } } } } }
+                 fragment D on Post { id title createdAt content updatedAt }";
+
+    let (both, statements) = app.graphql_counting_sql(mixed, json!({})).await;
+    let (content_only, _) = app
+        .graphql_counting_sql(
+            "{ users(first: 3) { nodes { posts(first: 2) { nodes { content } } } } }",
+            json!({}),
+        )
+        .await;
+
+    assert!(both.get("errors").is_none() && content_only.get("errors").is_none(), "{both} {content_only}");
+    assert_eq!(statements, 2, "one page of users, one of posts read once for both selections");
+    for (i, user) in both["data"]["users"]["nodes"].as_array().unwrap().iter().enumerate() {
+        let plain = user["plain"]["nodes"].as_array().unwrap();
+        let detailed: Vec<_> =
+            user["detailed"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]).collect();
+        assert_eq!(plain.len(), 2);
+        for (post, with_details) in plain.iter().zip(&detailed) {
+            assert_eq!(
+                (&post["id"], &post["title"], &post["createdAt"]),
+                (&with_details["id"], &with_details["title"], &with_details["createdAt"])
+            );
+            assert!(with_details["content"].is_string() && with_details["updatedAt"].is_string(), "{both}");
+            let stored = app
+                .graphql(
+                    "query($id: UUID!) { post(id: $id) { content updatedAt } }",
+                    json!({ "id": post["id"] }),
+                )
+                .await;
+            assert_eq!(stored["data"]["post"]["content"], with_details["content"]);
+            assert_eq!(stored["data"]["post"]["updatedAt"], with_details["updatedAt"]);
+        }
+        let contents: Vec<_> = content_only["data"]["users"]["nodes"][i]["posts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|post| &post["content"])
+            .collect();
+        assert_eq!(contents, detailed.iter().map(|post| &post["content"]).collect::<Vec<_>>());
+    }
 }

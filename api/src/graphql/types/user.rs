@@ -15,10 +15,11 @@ use super::{
 use crate::{
     graphql::{
         context::{caller, loaders},
-        loader::AuthorPage,
+        loader::{AuthorPage, PostPage},
         policy,
     },
     pagination::{CursorKey, Page, page_cost},
+    repo::posts::PostColumns,
 };
 
 /// A person with an account.
@@ -69,14 +70,33 @@ impl User {
         before: Option<String>,
     ) -> Result<PostConnection> {
         let page = Page::from_args(first, after, last, before)?;
-        let key = AuthorPage { author: self.id, page };
+        let columns = columns_shown(ctx);
+        let key = AuthorPage { author: self.id, page, columns };
         // Boxed, as every load here (see the module).
         let load = Box::pin(loaders(ctx).author_posts().load_one(key));
-        let found = load.await?.map(Arc::unwrap_or_clone).unwrap_or_default();
+        let found = match load.await? {
+            Some(found) => Arc::unwrap_or_clone(found),
+            None => PostPage { posts: Vec::new(), more: false, columns },
+        };
         // Each of these posts' author is this user: no need to look it up again.
         let author = Arc::new(self.clone());
-        let posts = found.posts.into_iter().map(|p| Post::by(p, author.clone())).collect();
+        let details = found.columns == PostColumns::All;
+        let posts = found.posts.into_iter().map(|p| Post::by(p, author.clone(), details)).collect();
         Ok(PostConnection::new::<Post, _>(posts, &page, found.more, Total::PostsOf(self.id)))
+    }
+}
+
+/// The columns a page of posts selected at `ctx` shows: all of them when a post's `content`
+/// or `updatedAt` is selected, through `nodes` or `edges`, by any fragment.
+fn columns_shown(ctx: &Context<'_>) -> PostColumns {
+    let page = ctx.look_ahead();
+    let shows = |post: async_graphql::Lookahead<'_>| {
+        post.field("content").exists() || post.field("updatedAt").exists()
+    };
+    if shows(page.field("nodes")) || shows(page.field("edges").field("node")) {
+        PostColumns::All
+    } else {
+        PostColumns::WithoutDetails
     }
 }
 
