@@ -396,16 +396,16 @@ impl<'c> Executor<'c> for &'c mut PgConnection {
         let persistent = query.persistent();
         let sql = query.sql();
 
-        Box::pin(try_stream! {
-            let arguments = arguments?;
-            let mut s = pin!(self.run(sql, arguments, persistent, metadata).await?);
-
-            while let Some(v) = s.try_next().await? {
-                r#yield!(v);
-            }
-
-            Ok(())
-        })
+        // Quill: the statement's own stream, run once the statement is sent, rather than
+        // its items handed on through a second `try_stream!` (one more mutex, span entered
+        // and future polled for every row).
+        Box::pin(
+            futures_util::stream::once(async move {
+                let arguments = arguments?;
+                self.run(sql, arguments, persistent, metadata).await
+            })
+            .try_flatten(),
+        )
     }
 
     fn fetch_optional<'e, 'q, E>(self, mut query: E) -> BoxFuture<'e, Result<Option<PgRow>, Error>>

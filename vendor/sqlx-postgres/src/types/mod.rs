@@ -212,6 +212,7 @@ use crate::type_info::PgTypeKind;
 use crate::{PgTypeInfo, Postgres};
 
 #[cfg(feature = "json")]
+#[allow(unused_imports)] // Quill: unused with the features Quill builds with.
 pub(crate) use sqlx_core::types::Json;
 pub(crate) use sqlx_core::types::Type;
 
