@@ -258,6 +258,9 @@ pub struct QueryEnvInner {
     pub http_headers: Mutex<http::HeaderMap>,
     pub introspection_mode: IntrospectionMode,
     pub errors: Mutex<Vec<ServerError>>,
+    /// The selections found to select a field that waits (see
+    /// `resolver_utils::resolve_container_now`).
+    pub selections_that_wait: crate::resolver_utils::SelectionsThatWait,
 }
 
 #[doc(hidden)]

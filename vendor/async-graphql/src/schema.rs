@@ -1074,6 +1074,7 @@ pub(crate) async fn prepare_request(
         http_headers: Default::default(),
         introspection_mode: request.introspection_mode,
         errors: Default::default(),
+        selections_that_wait: Default::default(),
     };
     Ok((QueryEnv::new(env), validation_result.cache_control))
 }

@@ -214,16 +214,51 @@ pub fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
 /// scalar or an enum it holds, `__typename`, or an object or a list of objects answered
 /// so in turn), as [`resolve_container`] would answer it; `None` when a field waits or
 /// the object goes through the per-field path. The fields answered before one that waits
-/// are answered again by `resolve_container`: they have no effect, and most objects that
-/// wait do so at their first field that is not a scalar.
+/// are answered again by `resolve_container`: they have no effect. A selection found to
+/// wait is not tried again in the request ([`SelectionsThatWait`]): whether a field waits
+/// depends on the selection far more often than on the value (q5's authors each select
+/// a `profile`, which waits, after a `name`, which does not).
 pub fn resolve_container_now<T: ContainerType + ?Sized>(ctx: &ContextSelectionSet<'_>, root: &T) -> Option<Value> {
+    let selection = std::ptr::from_ref(ctx.item) as usize;
+    let waiting = &ctx.query_env.selections_that_wait;
+    if waiting.contains(selection) {
+        return None;
+    }
     let fields = fields_in_place(ctx, root)?;
     let mut results = ObjectMap::with_capacity(fields.size);
     for field in fields {
-        let value = value_now(ctx, root, field)?;
+        let Some(value) = value_now(ctx, root, field) else {
+            waiting.insert(selection);
+            return None;
+        };
         insert_value(&mut results, field.node.response_key().node.clone(), value);
     }
     Some(Value::Object(results))
+}
+
+/// The selection sets of a request, by address, found to select a field that waits: in a
+/// few slots, each taken once and read without a lock by every object answered. Past
+/// them, a selection is tried again, which costs its work and changes no answer.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct SelectionsThatWait([std::sync::atomic::AtomicUsize; 8]);
+
+impl SelectionsThatWait {
+    #[inline]
+    fn contains(&self, selection: usize) -> bool {
+        self.0.iter().any(|slot| slot.load(std::sync::atomic::Ordering::Relaxed) == selection)
+    }
+
+    fn insert(&self, selection: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for slot in &self.0 {
+            match slot.compare_exchange(0, selection, Relaxed, Relaxed) {
+                Ok(_) => return,
+                Err(taken) if taken == selection => return,
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 /// The per-field path ([`Fields`]) of [`resolve_container`], boxed.

@@ -63,7 +63,7 @@ pub async fn resolve_list<'a, T: OutputType + 'a>(
         else {
             return Ok(Value::List(values));
         };
-        let mut futures = len.map(|len| Vec::with_capacity(len - values.len())).unwrap_or_default();
+        let mut futures = len.map(|len| Vec::with_capacity(len.saturating_sub(values.len()))).unwrap_or_default();
         for (idx, item) in std::iter::once(waiting).chain(items) {
             let ctx_idx = ctx.with_index(idx);
             futures.push(async move {
