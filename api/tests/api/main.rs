@@ -19,6 +19,7 @@ mod pagination;
 mod persisted;
 mod queries;
 mod repository;
+mod round_trips;
 mod schema;
 mod seed;
 mod sql_statements;

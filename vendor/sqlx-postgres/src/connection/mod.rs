@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Debug, Formatter};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::HashMap;
 
@@ -71,6 +72,10 @@ pub struct PgConnectionInner {
     // number of ReadyForQuery messages that we are currently expecting
     pub(crate) pending_ready_for_query_count: usize,
 
+    // when the last ReadyForQuery arrived: a connection with nothing pending that heard from
+    // the server this recently needs no round trip to prove it is usable (see `ping`)
+    pub(crate) ready_at: Instant,
+
     // current transaction status
     transaction_status: TransactionStatus,
     pub(crate) transaction_depth: usize,
@@ -88,6 +93,19 @@ impl PgConnection {
     /// the version number of the server in `libpq` format
     pub fn server_version_num(&self) -> Option<u32> {
         self.inner.stream.server_version_num
+    }
+
+    /// Whether the connection is known to be ready for a query without asking the server:
+    /// nothing queued to send, no ReadyForQuery awaited, and the last one received moments
+    /// ago. The pool pings every connection it takes back, just after its statement's
+    /// ReadyForQuery; that round trip proves nothing this does not.
+    fn known_ready(&self) -> bool {
+        /// Long enough to cover the pool's release task, which runs just after the
+        /// statement; short enough that a ping of a connection left idle asks the server.
+        const RECENTLY: Duration = Duration::from_millis(500);
+        self.inner.pending_ready_for_query_count == 0
+            && self.inner.stream.write_buffer().is_empty()
+            && self.inner.ready_at.elapsed() < RECENTLY
     }
 
     // will return when the connection is ready for another query
@@ -112,6 +130,7 @@ impl PgConnection {
 
         self.inner.pending_ready_for_query_count -= 1;
         self.inner.transaction_status = r.transaction_status;
+        self.inner.ready_at = Instant::now();
 
         Ok(())
     }
@@ -125,6 +144,7 @@ impl PgConnection {
             .ok_or_else(|| err_protocol!("received more ReadyForQuery messages than expected"))?;
 
         self.inner.transaction_status = message.decode::<ReadyForQuery>()?.transaction_status;
+        self.inner.ready_at = Instant::now();
 
         Ok(())
     }
@@ -181,6 +201,10 @@ impl Connection for PgConnection {
         // Users were complaining about this showing up in query statistics on the server.
         // By sending a comment we avoid an error if the connection was in the middle of a rowset
         // self.execute("/* SQLx ping */").map_ok(|_| ()).boxed()
+
+        if self.known_ready() {
+            return Ok(());
+        }
 
         // The simplest call-and-response that's possible.
         self.write_sync();
