@@ -36,7 +36,7 @@ const CHUNK_BYTES: usize = 16 * 1024;
 const SHORT_STRING: usize = 16;
 
 /// The room [`quoted_if_short_and_plain`]'s layout takes: a short string, its quotes and
-/// what follows it.
+/// what comes before and after it.
 const QUOTED: usize = 24;
 
 /// The bytes a JSON string escapes: `"`, `\` and the control characters.
@@ -63,17 +63,25 @@ fn needs_escape(word: u64) -> bool {
     (below(word, 0x20) | equal(b'"') | equal(b'\\')) != 0
 }
 
-/// `text` quoted, then `after`, laid out in a buffer of fixed size, with how many of its
-/// bytes are used, when `text` is at most [`SHORT_STRING`] bytes and has nothing to escape,
-/// as every key the executor writes (a GraphQL name) and every `__typename` has. Checked
-/// and copied two words at a time (overlapping when the length is not eight or sixteen):
-/// for strings this short, a loop over the bytes and a call to `memcpy` cost more than
-/// the bytes themselves. Longer strings go to sonic-rs's SIMD scan.
+/// `lead` (an object's `{` or `,` before a key), `text` quoted, then `after`, laid out in a
+/// buffer of fixed size, with how many of its bytes are used, when `text` is at most
+/// [`SHORT_STRING`] bytes and has nothing to escape, as every key the executor writes (a
+/// GraphQL name) and every `__typename` has. Checked and copied two words at a time
+/// (overlapping when the length is not eight or sixteen): for strings this short, a loop
+/// over the bytes and a call to `memcpy` cost more than the bytes themselves. Longer strings
+/// go to sonic-rs's SIMD scan.
 #[inline(always)]
-fn quoted_if_short_and_plain(text: &[u8], after: &[u8]) -> Option<([u8; QUOTED], usize)> {
+fn quoted_if_short_and_plain(lead: Option<u8>, text: &[u8], after: &[u8]) -> Option<([u8; QUOTED], usize)> {
     let len = text.len();
     let mut quoted = [0; QUOTED];
-    quoted[0] = b'"';
+    let at = match lead {
+        Some(byte) => {
+            quoted[0] = byte;
+            1
+        }
+        None => 0,
+    };
+    quoted[at] = b'"';
     if len > SHORT_STRING {
         return None;
     } else if len >= 8 {
@@ -82,27 +90,27 @@ fn quoted_if_short_and_plain(text: &[u8], after: &[u8]) -> Option<([u8; QUOTED],
         if needs_escape(u64::from_le_bytes(head)) || needs_escape(u64::from_le_bytes(tail)) {
             return None;
         }
-        quoted[1..9].copy_from_slice(&head);
-        quoted[len - 7..len + 1].copy_from_slice(&tail);
+        quoted[at + 1..at + 9].copy_from_slice(&head);
+        quoted[at + len - 7..at + len + 1].copy_from_slice(&tail);
     } else if len >= 4 {
         let head: [u8; 4] = text[..4].try_into().ok()?;
         let tail: [u8; 4] = text[len - 4..].try_into().ok()?;
         if needs_escape(u64::from(u32::from_le_bytes(head)) | u64::from(u32::from_le_bytes(tail)) << 32) {
             return None;
         }
-        quoted[1..5].copy_from_slice(&head);
-        quoted[len - 3..len + 1].copy_from_slice(&tail);
+        quoted[at + 1..at + 5].copy_from_slice(&head);
+        quoted[at + len - 3..at + len + 1].copy_from_slice(&tail);
     } else {
         for (i, &byte) in text.iter().enumerate() {
             if ESCAPED[usize::from(byte)] {
                 return None;
             }
-            quoted[1 + i] = byte;
+            quoted[at + 1 + i] = byte;
         }
     }
-    quoted[len + 1] = b'"';
-    let used = len + 2 + after.len();
-    quoted[len + 2..used].copy_from_slice(after);
+    quoted[at + len + 1] = b'"';
+    let used = at + len + 2 + after.len();
+    quoted[at + len + 2..used].copy_from_slice(after);
     Some((quoted, used))
 }
 
@@ -161,14 +169,17 @@ impl Chunks {
                 }
                 self.write_raw(b"]");
             }
+            Value::Object(fields) if fields.is_empty() => self.write_raw(b"{}"),
             Value::Object(fields) => {
-                self.write_raw(b"{");
-                for (i, (key, value)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        self.write_raw(b",");
+                let mut lead = b'{';
+                for (key, value) in fields.iter() {
+                    self.write_key(lead, key)?;
+                    lead = b',';
+                    // A string, most of an answer's values, without a call of its own.
+                    match value {
+                        Value::String(text) => self.write_str(text)?,
+                        value => self.write_value(value)?,
                     }
-                    self.write_key(key)?;
-                    self.write_value(value)?;
                 }
                 self.write_raw(b"}");
             }
@@ -176,28 +187,32 @@ impl Chunks {
         Ok(())
     }
 
-    /// An object's key and its colon.
+    /// An object's key, after `lead` (the object's `{`, or the `,` after its last value),
+    /// and its colon.
     #[inline]
-    fn write_key(&mut self, key: &str) -> io::Result<()> {
-        self.write_string_then(key, b":")
+    fn write_key(&mut self, lead: u8, key: &str) -> io::Result<()> {
+        self.write_string_between(Some(lead), key, b":")
     }
 
     /// A string value.
     #[inline]
     fn write_str(&mut self, text: &str) -> io::Result<()> {
-        self.write_string_then(text, b"")
+        self.write_string_between(None, text, b"")
     }
 
-    /// `text`, quoted and escaped as sonic-rs escapes it, then `after`: in one fixed copy
-    /// when `text` is short and plain.
+    /// `lead`, `text` quoted and escaped as sonic-rs escapes it, then `after`: in one fixed
+    /// copy when `text` is short and plain.
     #[inline(always)]
-    fn write_string_then(&mut self, text: &str, after: &[u8]) -> io::Result<()> {
-        if let Some((quoted, used)) = quoted_if_short_and_plain(text.as_bytes(), after) {
+    fn write_string_between(&mut self, lead: Option<u8>, text: &str, after: &[u8]) -> io::Result<()> {
+        if let Some((quoted, used)) = quoted_if_short_and_plain(lead, text.as_bytes(), after) {
             self.reserve(QUOTED);
             let end = self.current.len() + used;
             self.current.extend_from_slice(&quoted);
             self.current.truncate(end);
         } else {
+            if let Some(byte) = lead {
+                self.write_raw(&[byte]);
+            }
             CompactFormatter.write_string_fast(self, text, true)?;
             self.write_raw(after);
         }
@@ -370,9 +385,11 @@ mod tests {
                     let text = format!("{}{byte}{}", "a".repeat(at), "b".repeat(len - at - 1));
                     let string = Value::from(text.clone());
                     let key = object(vec![(&text, Value::Null)]);
+                    let second_key = object(vec![("first", Value::from(0)), (&text, Value::from(&*text))]);
 
                     assert_eq!(written(&string), serde_json::to_vec(&string).unwrap(), "{text:?}");
                     assert_eq!(written(&key), serde_json::to_vec(&key).unwrap(), "{text:?}");
+                    assert_eq!(written(&second_key), serde_json::to_vec(&second_key).unwrap(), "{text:?}");
                 }
             }
         }
