@@ -32,10 +32,10 @@ use sonic_rs::{
 /// enough that a large answer takes few.
 const CHUNK_BYTES: usize = 16 * 1024;
 
-/// The longest string [`quoted_if_short_and_plain`] lays out itself.
+/// The longest string [`quote_short_and_plain`] writes itself.
 const SHORT_STRING: usize = 16;
 
-/// The room [`quoted_if_short_and_plain`]'s layout takes: a short string, its quotes and
+/// The room [`quote_short_and_plain`] writes in: a short string, its quotes and
 /// what comes before and after it.
 const QUOTED: usize = 24;
 
@@ -63,25 +63,31 @@ fn needs_escape(word: u64) -> bool {
     (below(word, 0x20) | equal(b'"') | equal(b'\\')) != 0
 }
 
-/// `lead` (an object's `{` or `,` before a key), `text` quoted, then `after`, laid out in a
-/// buffer of fixed size, with how many of its bytes are used, when `text` is at most
+/// Writes `lead` (an object's `{` or `,` before a key), `text` quoted, then `after` at the
+/// start of `room`, and says how many bytes it wrote, when `text` is at most
 /// [`SHORT_STRING`] bytes and has nothing to escape, as every key the executor writes (a
-/// GraphQL name) and every `__typename` has. Checked and copied two words at a time
-/// (overlapping when the length is not eight or sixteen): for strings this short, a loop
-/// over the bytes and a call to `memcpy` cost more than the bytes themselves. Longer strings
-/// go to sonic-rs's SIMD scan.
+/// GraphQL name) and every `__typename` has; otherwise `None`, having written part of
+/// `room`, which nothing then reads. Checked and copied two words at a time (overlapping
+/// when the length is not eight or sixteen): for strings this short, a loop over the bytes
+/// and a call to `memcpy` cost more than the bytes themselves. `room` is the spare capacity
+/// of the chunk, so nothing is laid out elsewhere first and copied. Longer strings go to
+/// sonic-rs's SIMD scan.
 #[inline(always)]
-fn quoted_if_short_and_plain(lead: Option<u8>, text: &[u8], after: &[u8]) -> Option<([u8; QUOTED], usize)> {
+fn quote_short_and_plain(
+    room: &mut [MaybeUninit<u8>; QUOTED],
+    lead: Option<u8>,
+    text: &[u8],
+    after: &[u8],
+) -> Option<usize> {
     let len = text.len();
-    let mut quoted = [0; QUOTED];
     let at = match lead {
         Some(byte) => {
-            quoted[0] = byte;
+            room[0].write(byte);
             1
         }
         None => 0,
     };
-    quoted[at] = b'"';
+    room[at].write(b'"');
     if len > SHORT_STRING {
         return None;
     } else if len >= 8 {
@@ -90,28 +96,30 @@ fn quoted_if_short_and_plain(lead: Option<u8>, text: &[u8], after: &[u8]) -> Opt
         if needs_escape(u64::from_le_bytes(head)) || needs_escape(u64::from_le_bytes(tail)) {
             return None;
         }
-        quoted[at + 1..at + 9].copy_from_slice(&head);
-        quoted[at + len - 7..at + len + 1].copy_from_slice(&tail);
+        room[at + 1..at + 9].copy_from_slice(&head.map(MaybeUninit::new));
+        room[at + len - 7..at + len + 1].copy_from_slice(&tail.map(MaybeUninit::new));
     } else if len >= 4 {
         let head: [u8; 4] = text[..4].try_into().ok()?;
         let tail: [u8; 4] = text[len - 4..].try_into().ok()?;
         if needs_escape(u64::from(u32::from_le_bytes(head)) | u64::from(u32::from_le_bytes(tail)) << 32) {
             return None;
         }
-        quoted[at + 1..at + 5].copy_from_slice(&head);
-        quoted[at + len - 3..at + len + 1].copy_from_slice(&tail);
+        room[at + 1..at + 5].copy_from_slice(&head.map(MaybeUninit::new));
+        room[at + len - 3..at + len + 1].copy_from_slice(&tail.map(MaybeUninit::new));
     } else {
         for (i, &byte) in text.iter().enumerate() {
             if ESCAPED[usize::from(byte)] {
                 return None;
             }
-            quoted[at + 1 + i] = byte;
+            room[at + 1 + i].write(byte);
         }
     }
-    quoted[at + len + 1] = b'"';
+    room[at + len + 1].write(b'"');
     let used = at + len + 2 + after.len();
-    quoted[at + len + 2..used].copy_from_slice(after);
-    Some((quoted, used))
+    for (slot, &byte) in room[at + len + 2..used].iter_mut().zip(after) {
+        slot.write(byte);
+    }
+    Some(used)
 }
 
 /// The JSON `write` writes, in chunks.
@@ -200,15 +208,17 @@ impl Chunks {
         self.write_string_between(None, text, b"")
     }
 
-    /// `lead`, `text` quoted and escaped as sonic-rs escapes it, then `after`: in one fixed
-    /// copy when `text` is short and plain.
+    /// `lead`, `text` quoted and escaped as sonic-rs escapes it, then `after`: written in
+    /// place when `text` is short and plain.
     #[inline(always)]
     fn write_string_between(&mut self, lead: Option<u8>, text: &str, after: &[u8]) -> io::Result<()> {
-        if let Some((quoted, used)) = quoted_if_short_and_plain(lead, text.as_bytes(), after) {
-            self.reserve(QUOTED);
-            let end = self.current.len() + used;
-            self.current.extend_from_slice(&quoted);
-            self.current.truncate(end);
+        self.reserve(QUOTED);
+        let written = self.current.len();
+        let room = self.current.spare_capacity_mut()[..QUOTED].as_mut_array().expect("room was reserved");
+        if let Some(used) = quote_short_and_plain(room, lead, text.as_bytes(), after) {
+            // SAFETY: `quote_short_and_plain` has initialised the first `used` bytes of the
+            // spare capacity, and nothing has touched `current` since.
+            unsafe { self.current.set_len(written + used) };
         } else {
             if let Some(byte) = lead {
                 self.write_raw(&[byte]);

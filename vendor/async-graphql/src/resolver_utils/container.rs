@@ -315,21 +315,33 @@ fn fragment<'a>(fragments: &'a Fragments, name: &Name) -> Option<&'a Positioned<
 /// counted too: an upper bound, to size the object's map once), or `None` when it spreads a
 /// fragment the document lacks. Fragments nested deeper than `depth` count as one field
 /// (validation has already refused cycles; this only bounds the walk).
+#[inline]
 fn selected_size(fragments: &Fragments, selection_set: &SelectionSet, depth: usize) -> Option<usize> {
-    selection_set.items.iter().try_fold(0, |size, selection| {
-        let inner = match &selection.node {
-            Selection::Field(_) => return Some(size + 1),
-            Selection::FragmentSpread(spread) => {
-                &fragment(fragments, &spread.node.fragment_name.node)?.node.selection_set.node
-            }
-            Selection::InlineFragment(fragment) => &fragment.node.selection_set.node,
+    let mut size = 0;
+    for selection in &selection_set.items {
+        size += match &selection.node {
+            Selection::Field(_) => 1,
+            fragment => fragment_size(fragments, fragment, depth)?,
         };
-        let inner = match depth {
-            0 => 1,
-            _ => selected_size(fragments, inner, depth - 1)?,
-        };
-        Some(size + inner)
-    })
+    }
+    Some(size)
+}
+
+/// The fields a fragment spread or an inline fragment adds, as [`selected_size`] counts
+/// them. Out of line: after `expand_fragments`, most selections hold none.
+#[inline(never)]
+fn fragment_size(fragments: &Fragments, selection: &Selection, depth: usize) -> Option<usize> {
+    let inner = match selection {
+        Selection::Field(_) => return Some(1),
+        Selection::FragmentSpread(spread) => {
+            &fragment(fragments, &spread.node.fragment_name.node)?.node.selection_set.node
+        }
+        Selection::InlineFragment(fragment) => &fragment.node.selection_set.node,
+    };
+    match depth {
+        0 => Some(1),
+        _ => selected_size(fragments, inner, depth - 1),
+    }
 }
 
 /// The fields of an object's selection in selection order, the fragments and inline
@@ -369,14 +381,39 @@ impl<'a> Outer<'a> {
     fn pop(&mut self) -> Option<std::slice::Iter<'a, Positioned<Selection>>> {
         self.above.pop().or_else(|| self.bottom.take())
     }
+
+    /// Whether no fragment is being expanded: `above` holds entries only while `bottom`
+    /// does, as `push` fills `bottom` first and `pop` empties it last.
+    fn is_empty(&self) -> bool {
+        self.bottom.is_none()
+    }
 }
 
 impl<'a> Iterator for SelectedFields<'a> {
     type Item = &'a Positioned<Field>;
 
+    /// Inlined for the usual case, a field where it stands (as every selection is once its
+    /// fragments are expanded, `expand_fragments`): the call cost more than taking it.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        match self.current.next() {
+            Some(Positioned { node: Selection::Field(field), .. }) => Some(field),
+            None if self.outer.is_empty() => None,
+            selection => self.next_through_fragments(selection),
+        }
+    }
+}
+
+impl<'a> SelectedFields<'a> {
+    /// The next field after `selection`, taken from `current`, when it is a fragment or the
+    /// end of the fragment being expanded.
+    #[inline(never)]
+    fn next_through_fragments(
+        &mut self,
+        mut selection: Option<&'a Positioned<Selection>>,
+    ) -> Option<&'a Positioned<Field>> {
         loop {
-            let Some(selection) = self.current.next() else {
+            let Some(selection) = selection.take().or_else(|| self.current.next()) else {
                 self.current = self.outer.pop()?;
                 continue;
             };
@@ -607,7 +644,9 @@ async fn resolve_field_in_place<'a, T: ContainerType + ?Sized>(
     }
 }
 
-#[inline]
+/// Inlined into its callers: called for every field of every answer, the call cost as much
+/// as the insertion.
+#[inline(always)]
 fn insert_value(target: &mut ObjectMap<Value>, name: Name, value: Value) {
     match target.entry(name) {
         async_graphql_value::Entry::Vacant(entry) => {

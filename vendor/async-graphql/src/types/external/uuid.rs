@@ -32,7 +32,36 @@ impl ScalarType for Uuid {
     // Written straight into a buffer of its length: `to_string` goes through `Display`
     // and a `Formatter`, which costs more than the 36 bytes themselves.
     fn to_value(&self) -> Value {
-        let mut buffer = Uuid::encode_buffer();
-        Value::String(self.hyphenated().encode_lower(&mut buffer).to_owned())
+        Value::String(hyphenated_lower(self.as_bytes()))
     }
+}
+
+/// `bytes` as a UUID's 36 characters: lower-case hex digits in groups of 8, 4, 4, 4 and 12,
+/// joined by hyphens, as `Uuid::hyphenated` writes them. Each byte's two digits come from
+/// one lookup, in a loop the compiler unrolls: `uuid`'s encoder writes 32 digits first,
+/// one nibble at a time, then copies them around the hyphens (a UUID is written for
+/// almost every object of an answer).
+fn hyphenated_lower(bytes: &[u8; 16]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    const PAIRS: [[u8; 2]; 256] = {
+        let mut pairs = [[0; 2]; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+            byte += 1;
+        }
+        pairs
+    };
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        text[at..at + 2].copy_from_slice(&PAIRS[usize::from(byte)]);
+        at += 2;
+    }
+    std::str::from_utf8(&text)
+        .expect("hex digits and hyphens are ASCII")
+        .to_owned()
 }
