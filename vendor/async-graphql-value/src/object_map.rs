@@ -91,7 +91,7 @@ impl<V> ObjectMap<V> {
     /// The position of the field named `key`. Inlined: every field of every answer is
     /// looked for once in its object's map before it goes in (2,700 times on q1), and the
     /// call cost more than the search of a small map.
-    #[inline]
+    #[inline(always)]
     pub fn get_index_of<Q>(&self, key: &Q) -> Option<usize>
     where
         Name: Borrow<Q>,
@@ -164,7 +164,7 @@ impl<V> ObjectMap<V> {
     }
 
     /// Appends a field the map does not have. Inlined, as `get_index_of` is.
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, key: Name, value: V) {
         if self.index.is_some() || self.entries.len() + 1 >= INDEXED_FROM {
             return self.push_indexed(key, value);
@@ -188,7 +188,7 @@ impl<V> ObjectMap<V> {
     }
 
     /// The field named `key`, present or not, to read, insert or change.
-    #[inline]
+    #[inline(always)]
     pub fn entry(&mut self, key: Name) -> Entry<'_, V> {
         match self.get_index_of(key.as_str()) {
             Some(position) => Entry::Occupied(OccupiedEntry { map: self, position }),
@@ -543,7 +543,7 @@ impl<'a, V> VacantEntry<'a, V> {
     }
 
     /// Appends the field with `value`, and returns the value, to change.
-    #[inline]
+    #[inline(always)]
     pub fn insert(self, value: V) -> &'a mut V {
         let map = self.map;
         map.push(self.key, value);

@@ -175,7 +175,7 @@
 #![allow(clippy::trivially_copy_pass_by_ref)]
 #![allow(clippy::upper_case_acronyms)]
 #![recursion_limit = "256"]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tracing")]
