@@ -406,6 +406,27 @@ mod tests {
     }
 
     #[test]
+    fn keys_shared_by_many_objects_are_written_alike_in_each() {
+        let texts =
+            ["id", "__typename", "a\"b", "", "0123456789abcdef", "0123456789abcdefg", "é", "line\nbreak"];
+        // Each text twice, as two names: the same text at two addresses, as the executor
+        // gives every object of a selection the same name for a key.
+        let names: Vec<Name> = texts.iter().chain(&texts).map(Name::new).collect();
+        let items = (0..200)
+            .map(|i| {
+                let fields = names.iter().cycle().skip(i * 3 % names.len()).take(texts.len());
+                Value::Object(fields.map(|name| (name.clone(), Value::from(i))).collect())
+            })
+            .collect();
+        let value = object(vec![("items", Value::List(items))]);
+
+        assert_eq!(
+            String::from_utf8_lossy(&written(&value)),
+            String::from_utf8_lossy(&serde_json::to_vec(&value).unwrap())
+        );
+    }
+
+    #[test]
     fn floats_and_bytes_are_written_as_sonic_rs_writes_them() {
         let floats = [0.1, 1.5, -0.0, 1e300, -2.5e-300, 123456789.125, f64::MAX, f64::MIN_POSITIVE];
         let mut items: Vec<Value> = floats.iter().map(|f| Value::from(*f)).collect();
